@@ -1,0 +1,1 @@
+"""Evaluation harness: data loading, training and benchmarking of activation functions."""
