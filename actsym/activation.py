@@ -1,0 +1,131 @@
+"""``Activation``: the user-facing object tying a spec to its derivation and generated code."""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import linecache
+import types
+
+import sympy as sp
+
+from actsym.spec import ActivationSpec, Param
+
+
+class Activation:
+    """A declared activation. Derivation and code generation happen lazily, once.
+
+    For catalog entries the committed module in ``generated/`` is used when its source hash matches the spec,
+    so importing and building modules is instant; otherwise the code is generated in memory.
+    """
+
+    def __init__(self, spec: ActivationSpec, prefer_generated: bool = False):
+        self.spec = spec
+        self._prefer_generated = prefer_generated
+
+    # -- identity ----------------------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def expr(self) -> sp.Expr:
+        return self.spec.expr
+
+    @property
+    def params(self) -> dict[str, Param]:
+        return dict(self.spec.params)
+
+    @property
+    def class_name(self) -> str:
+        return self.spec.class_name
+
+    @property
+    def source_hash(self) -> str:
+        from actsym.codegen.eager import GENERATOR
+
+        return self.spec.source_hash(GENERATOR)
+
+    @property
+    def latex(self) -> str:
+        return sp.latex(self.spec.expr)
+
+    def __repr__(self) -> str:
+        ps = ", ".join(f"{k}={v.init}" + ("" if v.learnable else " fixed") for k, v in self.spec.params.items())
+        return f"Activation({self.name!r}, {sp.sstr(self.expr)!r}{', ' + ps if ps else ''})"
+
+    # -- symbolic ----------------------------------------------------------------------------------
+    @functools.cached_property
+    def derivation(self):
+        from actsym.derivation import derive
+
+        return derive(self.spec)
+
+    def symbol(self, name: str) -> sp.Symbol:
+        if name == "x":
+            return self.spec.x
+        if name not in self.spec.params:
+            raise KeyError(f"{self.name} has no parameter {name!r}")
+        return sp.Symbol(name, real=True)
+
+    def derivative(self, wrt: str | sp.Symbol = "x", order: int = 1) -> sp.Expr:
+        """d^order f / d wrt^order (SymPy), with the library's kink and stability conventions."""
+        key = wrt.name if isinstance(wrt, sp.Symbol) else wrt
+        if order == 1:
+            return self.derivation.grads[key]
+        from actsym.derive import differentiate
+
+        d = self.derivative(key, order - 1)
+        return differentiate(d, self.symbol(key))
+
+    @property
+    def hazards(self) -> list[dict]:
+        return self.derivation.hazards
+
+    # -- code --------------------------------------------------------------------------------------
+    def source(self) -> str:
+        """The generated eager module source (what ``actsym codegen`` writes)."""
+        from actsym.codegen.eager import render
+
+        return render(self.derivation)
+
+    @functools.cached_property
+    def code(self) -> types.ModuleType:
+        """The generated module, imported from ``generated/`` when up to date, else built in memory."""
+        if self._prefer_generated:
+            try:
+                mod = importlib.import_module(f"generated.{self.name}")
+                if getattr(mod, "SOURCE_HASH", None) == self.source_hash:
+                    return mod
+            except ImportError:
+                pass
+        return load_source(self.source(), f"actsym_generated_{self.name}")
+
+    @property
+    def function(self):
+        """The ``torch.autograd.Function`` subclass."""
+        return getattr(self.code, f"{self.class_name}Function")
+
+    @property
+    def module_class(self):
+        return getattr(self.code, self.class_name)
+
+    def module(self, **init):
+        """Build the ``nn.Module``: ``num_parameters=C`` for per-channel parameters, ``<param>=value`` inits,
+        ``learnable=(names...)`` to choose which parameters are trained."""
+        return self.module_class(**init)
+
+    @property
+    def functional(self):
+        """Callable ``(x, *params) -> Tensor``; parameters may be numbers or tensors."""
+        return getattr(self.code, self.name)
+
+
+def load_source(source: str, module_name: str) -> types.ModuleType:
+    """Compile generated source (our printer's output, never user text) into a module object."""
+    filename = f"<{module_name}>"
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    mod = types.ModuleType(module_name)
+    mod.__file__ = filename
+    exec(compile(source, filename, "exec"), mod.__dict__)  # noqa: S102 - generated code only
+    return mod

@@ -1,0 +1,217 @@
+"""The ``actsym`` command line (also ``python cli.py``).
+
+Bad input (an expression the parser rejects, an unknown name, a bad ``--param``) prints one line to stderr
+and exits with status 2; nothing is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from actsym.parse import ExpressionError
+
+
+class UsageError(Exception):
+    """A one-line user error (exit code 2)."""
+
+
+# ------------------------------------------------------------------------------------------------------
+# shared argument handling
+# ------------------------------------------------------------------------------------------------------
+
+
+def _parse_params(items: list[str] | None) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--param expects NAME=VALUE, got {item!r}")
+        try:
+            out[key.strip()] = float(value)
+        except ValueError:
+            raise UsageError(f"--param {key}: {value!r} is not a number") from None
+    return out
+
+
+def add_activation_arguments(p: argparse.ArgumentParser, positional_help: str) -> None:
+    p.add_argument("activation", metavar="NAME|EXPR", help=positional_help)
+    p.add_argument("--name", help="name for a new expression (default: custom)")
+    p.add_argument("--param", action="append", metavar="K=V", help="parameter and initial value (repeatable)")
+    p.add_argument("--fixed", action="append", default=[], metavar="K", help="make a parameter non-learnable")
+
+
+def resolve_activation(args):
+    """A catalog name, or an expression defined on the fly from --name/--param/--fixed."""
+    import actsym
+
+    params = _parse_params(args.param)
+    text = args.activation
+    if text in actsym.names() and not params and not args.name:
+        return actsym.get(text)
+    return actsym.define(args.name or "custom", text, params, fixed=tuple(args.fixed))
+
+
+# ------------------------------------------------------------------------------------------------------
+# subcommands
+# ------------------------------------------------------------------------------------------------------
+
+
+def cmd_list(args) -> int:
+    import actsym
+    from actsym.catalog import CATALOG
+
+    for name in actsym.names():
+        entry = CATALOG[name]
+        params = entry.get("params") or {}
+        ps = f"  [{', '.join(params)}]" if params else ""
+        print(f"{name:<12} {entry['class_name']:<12} {entry['expr']}{ps}")
+    return 0
+
+
+def cmd_show(args) -> int:
+    import sympy as sp
+
+    from actsym.properties import Settings, prop_continuity
+
+    act = resolve_activation(args)
+    d = act.derivation
+    print(f"{act.name}: {act.spec.title}")
+    print(f"  f(x)        = {sp.sstr(d.f)}")
+    for k, v in act.spec.params.items():
+        print(f"  param {k:<5} = {v.init} ({'learnable' if v.learnable else 'fixed'})")
+    print(f"  df/dx       = {sp.sstr(d.grads['x'])}")
+    print(f"  d2f/dx2     = {sp.sstr(act.derivative('x', 2))}")
+    for k in act.spec.params:
+        print(f"  df/d{k:<7} = {sp.sstr(d.grads[k])}")
+    print(f"  LaTeX       : {act.latex}")
+    print(f"  continuity  : {prop_continuity(act, Settings())}")
+    for key, pts in d.removable.items():
+        print(f"  limits      : {key} has a removable singularity at x = {pts} (evaluated by its Taylor series)")
+    if d.hazards:
+        for h in d.hazards:
+            print(f"  hazard      : {h['kind']} at {h['at']} on branch {h['branch']} when {h['when']}; safe range: {h['safe']}")
+    else:
+        print("  hazards     : none found for any parameter value")
+    for line in d.checks:
+        print(f"  verified    : {line}")
+    return 0
+
+
+def cmd_codegen(args) -> int:
+    import actsym
+    from actsym.codegen.writer import planned_files, stale_files, write_all
+
+    out = Path(args.out)
+    if args.all:
+        if args.activation:
+            raise UsageError("give either an expression or --all, not both")
+        acts = [actsym.get(n) for n in actsym.names()]
+    else:
+        if not args.activation:
+            raise UsageError("give an expression (with --name) or --all")
+        act = resolve_activation(args)
+        if act.name in actsym.names() and act.expr != actsym.get(act.name).expr:
+            raise UsageError(f"{act.name!r} is a built-in activation; choose another --name")
+        acts = [act]
+    files = planned_files(acts, out, with_init=True)  # everything rendered before anything is written
+    if args.check:
+        stale = stale_files(files)
+        if stale:
+            print(f"stale generated files (run: actsym codegen --all): {', '.join(map(str, stale))}", file=sys.stderr)
+            return 1
+        print(f"{len(files)} generated files are up to date")
+        return 0
+    for r in write_all(files):
+        print(f"{'wrote    ' if r.changed else 'unchanged'} {r.path}")
+    if getattr(args, "eval", None):
+        from actsym.harness.evaluate import eval_from_codegen
+
+        return eval_from_codegen(acts[0], args)
+    return 0
+
+
+def cmd_check(args) -> int:
+    from actsym.properties import PROPERTIES, Settings, run_suite
+
+    unknown = [o for o in args.only or [] if o not in PROPERTIES]
+    if unknown:
+        raise UsageError(f"unknown property {unknown[0]!r}; choose from {', '.join(PROPERTIES)}")
+    act = resolve_activation(args)
+    report = run_suite(act, Settings(examples=args.examples, derandomize=not args.random), args.only)
+    print(report.format(), end="")
+    return 0 if report.passed else 1
+
+
+# ------------------------------------------------------------------------------------------------------
+# parser
+# ------------------------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from actsym import __version__
+
+    parser = argparse.ArgumentParser(prog="actsym", description="Symbolic activation-function designer for PyTorch.")
+    parser.add_argument("--version", action="version", version=f"actsym {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("list", help="list the built-in activations")
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("show", help="expression, derivatives, LaTeX, continuity and hazards")
+    add_activation_arguments(p, "catalog name or expression in x")
+    p.set_defaults(func=cmd_show)
+
+    p = sub.add_parser("codegen", help="generate PyTorch modules into generated/")
+    p.add_argument("activation", nargs="?", metavar="EXPR", help="expression in x (or a catalog name)")
+    p.add_argument("--name", help="module name for the expression")
+    p.add_argument("--param", action="append", metavar="K=V", help="parameter and initial value (repeatable)")
+    p.add_argument("--fixed", action="append", default=[], metavar="K", help="make a parameter non-learnable")
+    p.add_argument("--all", action="store_true", help="generate the whole catalog")
+    p.add_argument("--check", action="store_true", help="fail (exit 1) if generated files are stale; write nothing")
+    p.add_argument("--out", default="generated", help="output directory (default: generated)")
+    p.add_argument("--eval", metavar="RECIPE", help="then evaluate the activation with this recipe")
+    p.set_defaults(func=cmd_codegen)
+
+    p = sub.add_parser("check", help="run the property suite on an activation")
+    add_activation_arguments(p, "catalog name or expression in x")
+    p.add_argument("--examples", type=int, default=40, help="Hypothesis examples per property (default 40)")
+    p.add_argument("--random", action="store_true", help="non-deterministic Hypothesis search")
+    p.add_argument("--only", action="append", metavar="PROPERTY", help="run only these properties")
+    p.set_defaults(func=cmd_check)
+
+    _add_harness_commands(sub)
+    return parser
+
+
+def _add_harness_commands(sub) -> None:
+    """``eval`` and ``report`` come from the harness (imported lazily: it needs more dependencies)."""
+    try:
+        from actsym.harness import evaluate
+    except ImportError:
+        return
+    p = sub.add_parser("eval", help="train and compare an activation with a recipe's baselines")
+    evaluate.add_eval_arguments(p)
+    p.set_defaults(func=evaluate.cmd_eval)
+    p = sub.add_parser("report", help="write Markdown/HTML reports from a results database")
+    evaluate.add_report_arguments(p)
+    p.set_defaults(func=evaluate.cmd_report)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (ExpressionError, UsageError, KeyError) as e:
+        msg = e.args[0] if e.args else str(e)
+        print(f"actsym: error: {msg}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("actsym: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,257 @@
+"""Symbolic derivation: derivatives, guarded simplification, removable singularities and their checks.
+
+Conventions
+-----------
+* Kinks follow PyTorch: at a branch boundary the derivative is the derivative of the branch selected there;
+  ``d|x|/dx = sign(x)`` (0 at 0); Dirac deltas from differentiating ``sign``/step functions are dropped
+  (derivatives are almost-everywhere derivatives, exactly like autograd's).
+* Simplification is *guarded*: a simplified form is accepted only if it is not larger and introduces no new
+  function types (``simplify`` likes to rewrite ``tanh`` into exponentials, which overflow), and only within a
+  time budget so a hostile expression cannot hang code generation.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+
+import sympy as sp
+
+from actsym.rewrite import canonicalize, stabilize
+
+SIMPLIFY_SECONDS = 5
+TAYLOR_RADIUS = sp.Rational(1, 20)
+TAYLOR_ORDER = 10
+
+
+class _Timeout(Exception):
+    pass
+
+
+@contextlib.contextmanager
+def time_budget(seconds: float):
+    """Raise :class:`_Timeout` inside the block after ``seconds`` (main thread on Unix only; else no limit)."""
+    usable = hasattr(signal, "SIGALRM") and threading.current_thread() is threading.main_thread()
+    if not usable:
+        yield
+        return
+
+    def handler(signum, frame):
+        raise _Timeout
+
+    old = signal.signal(signal.SIGALRM, handler)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def _function_types(e: sp.Basic) -> set[type]:
+    return {type(f) for f in e.atoms(sp.Function)}
+
+
+def guarded_simplify(expr: sp.Expr, seconds: float = SIMPLIFY_SECONDS) -> sp.Expr:
+    """``simplify`` branch by branch, keeping the result only if it is smaller and no less stable."""
+    if isinstance(expr, sp.Piecewise):
+        return sp.Piecewise(*[(guarded_simplify(e, seconds), c) for e, c in expr.args])
+    try:
+        with time_budget(seconds):
+            candidate = stabilize(sp.simplify(expr))
+    except (_Timeout, RecursionError, TypeError, ValueError, NotImplementedError):
+        return expr
+    if not _function_types(candidate) <= _function_types(expr):
+        return expr
+    if sp.count_ops(candidate) < sp.count_ops(expr):
+        return candidate
+    return expr
+
+
+def differentiate(expr: sp.Expr, wrt: sp.Symbol, simplify: bool = True) -> sp.Expr:
+    """d expr / d wrt with the conventions of this module, stabilized and (optionally) simplified."""
+    d = sp.diff(expr, wrt)
+    d = d.replace(lambda e: isinstance(e, sp.DiracDelta), lambda e: sp.S.Zero)
+    d = canonicalize(d)
+    if simplify:
+        d = guarded_simplify(d)
+    return d
+
+
+# --------------------------------------------------------------------------------------------------------
+# Branch regions (used for removable singularities, safe points and hazard reports)
+# --------------------------------------------------------------------------------------------------------
+
+
+def branches(expr: sp.Expr) -> list[tuple[sp.Expr, sp.Basic]]:
+    """(value, condition) pairs of a top-level Piecewise, or ``[(expr, True)]``."""
+    if isinstance(expr, sp.Piecewise):
+        return [(e, c) for e, c in expr.args]
+    return [(expr, sp.true)]
+
+
+def effective_regions(conds: list[sp.Basic], x: sp.Symbol) -> list[sp.Set | None]:
+    """Set of x where each branch is *selected* (its condition holds and no earlier one does).
+
+    ``None`` when a condition is not a univariate condition on x (e.g. depends on a parameter).
+    """
+    regions: list[sp.Set | None] = []
+    taken: sp.Set | None = sp.S.EmptySet
+    for c in conds:
+        try:
+            s = sp.S.Reals if c is sp.true else c.as_set()
+            if c.free_symbols - {x}:
+                raise NotImplementedError
+        except (NotImplementedError, AttributeError, TypeError, ValueError):
+            regions.append(None)
+            taken = None
+            continue
+        if taken is None:
+            regions.append(None)
+            continue
+        regions.append(sp.Intersection(s, sp.Complement(sp.S.Reals, taken)))
+        taken = sp.Union(taken, s)
+    return regions
+
+
+def interior_points(region: sp.Set, count: int = 3, margin: float = 0.05) -> list[float]:
+    """A few deterministic points well inside ``region`` (for numeric checks and safe substitution)."""
+    intervals = list(region.args) if isinstance(region, sp.Union) else [region]
+    points: list[float] = []
+    for iv in intervals:
+        if isinstance(iv, sp.FiniteSet):
+            points += [float(p) for p in iv if p.is_real]
+            continue
+        if not isinstance(iv, sp.Interval):
+            continue
+        lo, hi = iv.inf, iv.sup
+        if lo.is_infinite and hi.is_infinite:
+            cands = [0.37, -0.81, 1.93, -2.6, 0.05]
+        elif lo.is_infinite:
+            cands = [float(hi) - d for d in (0.5, 1.7, 3.1, 0.13)]
+        elif hi.is_infinite:
+            cands = [float(lo) + d for d in (0.5, 1.7, 3.1, 0.13)]
+        else:
+            a, b = float(lo), float(hi)
+            w = b - a
+            cands = [a + w * f for f in (0.5, 0.31, 0.77, 0.12, 0.9)]
+            cands = [c for c in cands if min(c - a, b - c) >= min(margin, w / 10)]
+        points += cands
+    return points[: max(count, 1)] if count else points
+
+
+def safe_point(region: sp.Set | None, value: sp.Expr, x: sp.Symbol, subs: dict) -> float | None:
+    """A point inside the branch's region where the branch value is finite (for masked evaluation)."""
+    if region is None or region is sp.S.EmptySet:
+        return None
+    for p in interior_points(region, count=0):
+        try:
+            v = complex(value.subs(subs).subs(x, p).evalf(30))
+        except (TypeError, ValueError, ZeroDivisionError):
+            continue
+        if abs(v) < 1e30 and abs(v.imag) < 1e-12:
+            return round(p, 6)
+    return None
+
+
+# --------------------------------------------------------------------------------------------------------
+# Removable singularities
+# --------------------------------------------------------------------------------------------------------
+
+
+def _x_denominators(expr: sp.Expr, x: sp.Symbol) -> set[sp.Expr]:
+    dens = set()
+    for p in expr.atoms(sp.Pow):
+        base, e = p.args
+        if e.is_negative and base.has(x):
+            dens.add(base)
+    return dens
+
+
+def _real_roots(d: sp.Expr, x: sp.Symbol) -> list[sp.Expr] | None:
+    """Real roots of d(x) = 0 when d is a polynomial in x (coefficients may contain parameters)."""
+    try:
+        poly = sp.Poly(d, x)
+    except sp.PolynomialError:
+        return None
+    if poly.degree() > 4:
+        return None
+    try:
+        return [r for r in sp.solve(poly.as_expr(), x) if r.is_real is not False]
+    except NotImplementedError:
+        return None
+
+
+def patch_removable(expr: sp.Expr, x: sp.Symbol) -> tuple[sp.Expr, list[float]]:
+    """Replace the expression near parameter-free removable singularities by its Taylor polynomial.
+
+    Returns the patched expression and the points that were patched. ``sin(x)/x`` becomes
+    ``Piecewise((1 - x**2/6 + ..., |x| < 1/20), (sin(x)/x, True))``, so both the value and all derivatives
+    at 0 equal their limits.
+    """
+    patched_points: list[float] = []
+    new_branches = []
+    conds = [c for _, c in branches(expr)]
+    regions = effective_regions(conds, x)
+    for (value, cond), region in zip(branches(expr), regions):
+        for d in _x_denominators(value, x):
+            for r in _real_roots(d, x) or []:
+                if r.free_symbols or (region is not None and r not in region):
+                    continue
+                try:
+                    left = sp.limit(value, x, r, "-")
+                    right = sp.limit(value, x, r, "+")
+                except (NotImplementedError, ValueError, TypeError):
+                    continue
+                if not (left.is_finite and sp.simplify(left - right) == 0):
+                    continue
+                taylor = sp.series(value, x, r, TAYLOR_ORDER).removeO()
+                taylor = stabilize(sp.expand(taylor))
+                value = sp.Piecewise((taylor, sp.Abs(x - r) < TAYLOR_RADIUS), (value, True))
+                patched_points.append(float(r))
+        new_branches.append((value, cond))
+    if not patched_points:
+        return expr, []
+    result = sp.piecewise_fold(sp.Piecewise(*new_branches)) if len(new_branches) > 1 else new_branches[0][0]
+    return result, sorted(set(patched_points))
+
+
+# --------------------------------------------------------------------------------------------------------
+# Hazards: poles and undefined regions that depend on parameters
+# --------------------------------------------------------------------------------------------------------
+
+
+def find_hazards(expr: sp.Expr, x: sp.Symbol) -> list[dict]:
+    """Poles and domain problems of each branch inside the region where the branch is selected.
+
+    Each hazard is a dict with ``kind`` ('pole', 'log-domain', 'sqrt-domain'), ``at`` (the x where it
+    happens), ``when`` (condition on the parameters, ``True`` = always) and ``safe`` (the complement).
+    """
+    hazards = []
+    previous: list[sp.Basic] = []
+    for value, raw in branches(expr):
+        cond = sp.And(raw, *[sp.Not(c) for c in previous])
+        previous.append(raw)
+        checks = [("pole", d, sp.Eq) for d in _x_denominators(value, x)]
+        checks += [("log-domain", f.args[0], sp.Le) for f in value.atoms(sp.log) if f.args[0].has(x)]
+        for kind, base, _rel in checks:
+            for r in _real_roots(base, x) or []:
+                when = sp.simplify(cond.subs(x, r))
+                if when is sp.false:
+                    continue
+                if not r.free_symbols and kind == "pole":
+                    # parameter-free: removable ones are patched, genuine poles always reported
+                    left = sp.limit(value, x, r, "-")
+                    if left.is_finite:
+                        continue
+                hazards.append(
+                    {
+                        "kind": kind,
+                        "branch": str(cond),
+                        "at": f"x = {r}",
+                        "when": str(when),
+                        "safe": str(sp.simplify(sp.Not(when))) if when is not sp.true else "never",
+                    }
+                )
+    return hazards

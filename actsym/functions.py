@@ -1,0 +1,134 @@
+"""SymPy functions for the numerically stable building blocks of activations.
+
+SymPy writes ``1/(1 + exp(-x))`` and ``log(1 + exp(x))`` literally, and differentiating those forms gives
+expressions such as ``x*exp(-x)/(1 + exp(-x))**2`` that overflow to ``inf/inf = nan`` in float32 at x = -100.
+We therefore keep the stable primitives as opaque SymPy functions whose derivatives are written *in terms of
+themselves* (``sigmoid' = sigmoid*(1 - sigmoid)``), so derivation never leaves the stable vocabulary, and
+each primitive maps to one fused, stable torch op when printed.
+
+Every function here carries an ``mpmath`` implementation (used for high-precision checks of the derivatives)
+and the name of the torch op it prints as.
+"""
+
+from __future__ import annotations
+
+import mpmath
+import sympy as sp
+
+
+class StableFunction(sp.Function):
+    """Base class: a unary real function with a torch op, an mpmath reference and a symbolic derivative."""
+
+    nargs = 1
+    torch_op: str = ""
+
+    @staticmethod
+    def mp(u):  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def _eval_is_real(self):
+        return self.args[0].is_real
+
+    def _eval_evalf(self, prec):
+        arg = self.args[0]._eval_evalf(prec)
+        if arg is None or not arg.is_Number:
+            return None
+        with mpmath.workprec(prec):
+            return sp.Float(self.mp(mpmath.mpf(arg)), precision=prec)
+
+
+class sigmoid(StableFunction):
+    r"""Logistic function :math:`\sigma(u) = 1/(1+e^{-u})`; :math:`\sigma' = \sigma(1-\sigma)`."""
+
+    torch_op = "torch.sigmoid"
+
+    @staticmethod
+    def mp(u):
+        return 1 / (1 + mpmath.exp(-u))
+
+    def fdiff(self, argindex=1):
+        s = sigmoid(self.args[0])
+        return s * (1 - s)
+
+    @classmethod
+    def eval(cls, u):
+        if u == 0:
+            return sp.Rational(1, 2)
+
+    def _latex(self, printer):
+        return r"\sigma\left(%s\right)" % printer._print(self.args[0])
+
+
+class softplus(StableFunction):
+    r"""Softplus :math:`\log(1+e^u)`; its derivative is :math:`\sigma(u)`."""
+
+    torch_op = "torch.nn.functional.softplus"
+
+    @staticmethod
+    def mp(u):
+        return mpmath.log1p(mpmath.exp(u))
+
+    def fdiff(self, argindex=1):
+        return sigmoid(self.args[0])
+
+    @classmethod
+    def eval(cls, u):
+        if u == 0:
+            return sp.log(2)
+
+    def _latex(self, printer):
+        return r"\operatorname{softplus}\left(%s\right)" % printer._print(self.args[0])
+
+
+class log1p(StableFunction):
+    r""":math:`\log(1+u)`, accurate for small u."""
+
+    torch_op = "torch.log1p"
+
+    @staticmethod
+    def mp(u):
+        return mpmath.log1p(u)
+
+    def fdiff(self, argindex=1):
+        return 1 / (1 + self.args[0])
+
+    @classmethod
+    def eval(cls, u):
+        if u == 0:
+            return sp.S.Zero
+
+    def _latex(self, printer):
+        return r"\log\left(1 + %s\right)" % printer._print(self.args[0])
+
+
+class expm1(StableFunction):
+    r""":math:`e^u - 1`, accurate for small u."""
+
+    torch_op = "torch.expm1"
+
+    @staticmethod
+    def mp(u):
+        return mpmath.expm1(u)
+
+    def fdiff(self, argindex=1):
+        return sp.exp(self.args[0])
+
+    @classmethod
+    def eval(cls, u):
+        if u == 0:
+            return sp.S.Zero
+
+    def _latex(self, printer):
+        return r"\left(e^{%s} - 1\right)" % printer._print(self.args[0])
+
+
+STABLE_FUNCTIONS: dict[str, type[StableFunction]] = {
+    f.__name__: f for f in (sigmoid, softplus, log1p, expm1)
+}
+
+
+def mpmath_namespace() -> dict:
+    """Namespace for ``sympy.lambdify(..., modules=[mpmath_namespace(), "mpmath"])``."""
+    ns = {name: f.mp for name, f in STABLE_FUNCTIONS.items()}
+    ns["DiracDelta"] = lambda u: mpmath.mpf(0)
+    return ns

@@ -1,0 +1,154 @@
+"""The declarative spec of an activation: name, expression in ``x``, parameters. Validation lives here."""
+
+from __future__ import annotations
+
+import hashlib
+import keyword
+import math
+import re
+from dataclasses import dataclass, field
+
+import sympy as sp
+
+from actsym.parse import ExpressionError, X, check_param_name, parse_expression
+
+NAME_RE = re.compile(r"^[a-z_][a-z0-9_]{0,39}$")
+#: Names used inside generated code; parameters may not shadow them.
+GENERATED_NAMES = {"torch", "math", "grad", "ctx", "self", "result", "y", "gx"}
+_TEMP_RE = re.compile(r"^(t|m|xs|g)\d+$")
+
+
+@dataclass(frozen=True)
+class Param:
+    """A scalar parameter of an activation: initial value and whether it is trained."""
+
+    init: float
+    learnable: bool = True
+
+
+@dataclass(frozen=True)
+class ActivationSpec:
+    name: str
+    expr: sp.Expr
+    params: dict[str, Param] = field(default_factory=dict)
+    class_name: str = ""
+    title: str = ""
+    reference: str = ""
+    source: str = ""
+
+    @property
+    def x(self) -> sp.Symbol:
+        return X
+
+    @property
+    def param_symbols(self) -> list[sp.Symbol]:
+        return [sp.Symbol(p, real=True) for p in self.params]
+
+    def source_hash(self, generator_version: str) -> str:
+        """Hash of everything the generated code depends on (stable across runs and machines)."""
+        payload = "|".join(
+            [
+                generator_version,
+                self.name,
+                self.class_name,
+                sp.srepr(self.expr),
+                repr(sorted((k, v.init, v.learnable) for k, v in self.params.items())),
+                self.title,
+                self.reference,
+            ]
+        )
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def camel_case(name: str) -> str:
+    return "".join(part[:1].upper() + part[1:] for part in name.split("_") if part) or "Activation"
+
+
+def _normalize_params(params) -> dict[str, Param]:
+    out: dict[str, Param] = {}
+    for key, value in (params or {}).items():
+        check_param_name(key)
+        if keyword.iskeyword(key) or key in GENERATED_NAMES or _TEMP_RE.match(key):
+            raise ExpressionError(f"parameter name {key!r} is reserved by the code generator")
+        if isinstance(value, Param):
+            p = value
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            p = Param(float(value))
+        elif isinstance(value, dict):
+            p = Param(float(value.get("init", 0.0)), bool(value.get("learnable", True)))
+        elif isinstance(value, (tuple, list)) and len(value) == 2:
+            p = Param(float(value[0]), bool(value[1]))
+        else:
+            raise ExpressionError(f"parameter {key!r}: expected a number or Param, got {value!r}")
+        if not math.isfinite(p.init):
+            raise ExpressionError(f"parameter {key!r}: initial value must be finite")
+        out[key] = p
+    return out
+
+
+def make_spec(
+    name: str,
+    expr,
+    params=None,
+    *,
+    fixed=(),
+    class_name: str | None = None,
+    title: str = "",
+    reference: str = "",
+) -> ActivationSpec:
+    """Validate and build a spec. ``expr`` is a SymPy expression or a string (parsed safely)."""
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        raise ExpressionError(f"invalid activation name {name!r}: use lowercase letters, digits and _")
+    ps = _normalize_params(params)
+    for f in fixed:
+        if f not in ps:
+            raise ExpressionError(f"fixed parameter {f!r} is not a declared parameter")
+        ps[f] = Param(ps[f].init, learnable=False)
+    if isinstance(expr, str):
+        source = expr.strip()
+        e = parse_expression(source, frozenset(ps))
+    elif isinstance(expr, sp.Basic):
+        e = _adopt_sympy(expr, ps)
+        source = str(e)
+    else:
+        raise ExpressionError(f"expression must be a string or a SymPy expression, got {type(expr).__name__}")
+    _validate(e, ps)
+    cname = class_name or camel_case(name)
+    if not cname.isidentifier():
+        raise ExpressionError(f"invalid class name {cname!r}")
+    return ActivationSpec(name, e, ps, cname, title or name, reference, source)
+
+
+def _adopt_sympy(expr: sp.Basic, ps: dict[str, Param]) -> sp.Expr:
+    """Replace plain symbols by the real symbols used everywhere else (x and parameters)."""
+    mapping = {}
+    for s in expr.free_symbols:
+        if s.name == "x":
+            mapping[s] = X
+        elif s.name in ps:
+            mapping[s] = sp.Symbol(s.name, real=True)
+        else:
+            raise ExpressionError(f"unknown name {s.name!r} (declare it as a parameter)")
+    return expr.xreplace(mapping)
+
+
+def _validate(e: sp.Basic, ps: dict[str, Param]) -> None:
+    if not isinstance(e, sp.Expr):
+        raise ExpressionError("expression must be a value, not a condition")
+    if X not in e.free_symbols:
+        raise ExpressionError("expression does not depend on x")
+    if e.has(sp.I) or e.has(sp.zoo) or e.has(sp.nan) or e.has(sp.oo) or e.has(-sp.oo):
+        raise ExpressionError("expression is not real-valued (contains I, infinity or nan)")
+    unused = [p for p in ps if sp.Symbol(p, real=True) not in e.free_symbols]
+    if unused:
+        raise ExpressionError(f"parameter(s) {', '.join(unused)} do not appear in the expression")
+    subs = {sp.Symbol(k, real=True): v.init for k, v in ps.items()}
+    probe = e.subs(subs)
+    values = []
+    for x0 in (0.5, -0.5, 1.5, -1.5, 3.0, -3.0):
+        try:
+            values.append(complex(probe.subs(X, x0).evalf(20)))
+        except (TypeError, ValueError):
+            continue
+    if values and all(abs(v.imag) > 1e-9 * max(1.0, abs(v.real)) for v in values):
+        raise ExpressionError(f"expression is not real-valued (f(0.5) = {values[0]:.4g})")

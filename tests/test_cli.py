@@ -1,0 +1,95 @@
+"""The command line: subcommands, exit codes, nothing written on error, drift check of generated/."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from actsym.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_generated_directory_is_up_to_date(monkeypatch, capsys):
+    monkeypatch.chdir(REPO)
+    assert main(["codegen", "--all", "--check"]) == 0, capsys.readouterr().err
+
+
+def test_check_detects_stale_files(tmp_path, capsys):
+    assert main(["codegen", "--all", "--out", str(tmp_path)]) == 0
+    target = tmp_path / "exp2.py"
+    target.write_text(target.read_text() + "# edited by hand\n")
+    assert main(["codegen", "--all", "--check", "--out", str(tmp_path)]) == 1
+    assert "exp2.py" in capsys.readouterr().err
+
+
+def test_codegen_expression_writes_importable_module(tmp_path, monkeypatch):
+    rc = main(["codegen", "x*tanh(exp(b)*x)", "--name", "tanhexp", "--param", "b=0.0", "--out", str(tmp_path / "gen")])
+    assert rc == 0
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import importlib
+
+    mod = importlib.import_module("gen.tanhexp")
+    import torch
+
+    layer = mod.Tanhexp()
+    x = torch.linspace(-2, 2, 5, requires_grad=True)
+    layer(x).sum().backward()
+    assert layer.b.grad is not None and torch.isfinite(x.grad).all()
+
+
+def test_codegen_is_deterministic(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert main(["codegen", "--all", "--out", str(a)]) == 0
+    assert main(["codegen", "--all", "--out", str(b)]) == 0
+    for f in sorted(a.iterdir()):
+        assert f.read_bytes() == (b / f.name).read_bytes(), f.name
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["codegen", "__import__('os').system('echo hi')", "--name", "evil"],
+        ["codegen", "y*x", "--name", "bad"],
+        ["codegen", "x*exp", "--name", "bad", "--param", "exp=1"],
+        ["codegen", "x", "--name", "bad", "--param", "a"],
+        ["codegen", "x*2", "--name", "relu"],
+        ["check", "nosuchthing(x)"],
+        ["show", "x**"],
+    ],
+)
+def test_bad_input_exits_2_with_one_line_and_writes_nothing(argv, tmp_path, capsys):
+    out = tmp_path / "out"
+    rc = main([*argv, "--out", str(out)] if argv[0] == "codegen" else argv)
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert err.startswith("actsym: error:") and err.count("\n") == 1
+    assert not out.exists()
+
+
+def test_console_entry_points_agree():
+    a = subprocess.run([sys.executable, str(REPO / "cli.py"), "list"], capture_output=True, text=True, check=True)
+    b = subprocess.run([sys.executable, "-m", "actsym.cli", "list"], capture_output=True, text=True, check=True)
+    assert a.stdout == b.stdout and "exp2" in a.stdout
+    c = subprocess.run([sys.executable, str(REPO / "cli.py"), "show", "__import__('os')"], capture_output=True, text=True)
+    assert c.returncode == 2 and "Traceback" not in c.stderr
+
+
+def test_show_reports_hazard_and_limits(capsys):
+    assert main(["show", "rational"]) == 0
+    out = capsys.readouterr().out
+    assert "pole at x = a" in out and "a >= 0" in out
+    assert main(["show", "sin(x)/x", "--name", "sinc"]) == 0
+    assert "removable singularity at x = [0.0]" in capsys.readouterr().out
+
+
+def test_check_command_runs_suite(capsys):
+    assert main(["check", "exp2", "--examples", "5", "--only", "gradcheck", "--only", "extreme-inputs"]) == 0
+    out = capsys.readouterr().out
+    assert "PASS  gradcheck" in out and "2/2 properties hold" in out
+
+
+def test_check_fails_for_overflowing_activation(capsys):
+    assert main(["check", "x*exp(x)", "--name", "xexp", "--only", "extreme-inputs"]) == 1
+    assert "FAIL  extreme-inputs" in capsys.readouterr().out
