@@ -169,18 +169,42 @@ def _x_denominators(expr: sp.Expr, x: sp.Symbol) -> set[sp.Expr]:
     return dens
 
 
+def _plain(e: sp.Expr) -> sp.Expr:
+    """The stable primitives written with exp/log again (for solvers and limits that don't know them)."""
+    from actsym.functions import STABLE_FUNCTIONS
+
+    return e.replace(
+        lambda n: isinstance(n, tuple(STABLE_FUNCTIONS.values())),
+        lambda n: _PLAIN[type(n).__name__](n.args[0]),
+    )
+
+
+_PLAIN = {
+    "sigmoid": lambda u: 1 / (1 + sp.exp(-u)),
+    "softplus": lambda u: sp.log(1 + sp.exp(u)),
+    "log1p": lambda u: sp.log(1 + u),
+    "expm1": lambda u: sp.exp(u) - 1,
+}
+
+
 def _real_roots(d: sp.Expr, x: sp.Symbol) -> list[sp.Expr] | None:
-    """Real roots of d(x) = 0 when d is a polynomial in x (coefficients may contain parameters)."""
+    """Real roots of d(x) = 0: polynomials (coefficients may contain parameters) of degree <= 4, or a
+    finite set of parameter-free roots found by ``solveset`` within a time budget. None if unknown."""
     try:
         poly = sp.Poly(d, x)
-    except sp.PolynomialError:
-        return None
-    if poly.degree() > 4:
-        return None
-    try:
+        if poly.degree() > 4:
+            return None
         return [r for r in sp.solve(poly.as_expr(), x) if r.is_real is not False]
-    except NotImplementedError:
+    except (sp.PolynomialError, NotImplementedError):
+        pass
+    try:
+        with time_budget(2):
+            roots = sp.solveset(_plain(d), x, sp.S.Reals)
+    except (_Timeout, NotImplementedError, ValueError, TypeError):
         return None
+    if isinstance(roots, sp.FiniteSet) and len(roots) <= 8:
+        return list(roots)
+    return None
 
 
 def patch_removable(expr: sp.Expr, x: sp.Symbol) -> tuple[sp.Expr, list[float]]:
@@ -200,13 +224,13 @@ def patch_removable(expr: sp.Expr, x: sp.Symbol) -> tuple[sp.Expr, list[float]]:
                 if r.free_symbols or (region is not None and r not in region):
                     continue
                 try:
-                    left = sp.limit(value, x, r, "-")
-                    right = sp.limit(value, x, r, "+")
+                    left = sp.limit(_plain(value), x, r, "-")
+                    right = sp.limit(_plain(value), x, r, "+")
                 except (NotImplementedError, ValueError, TypeError):
                     continue
                 if not (left.is_finite and sp.simplify(left - right) == 0):
                     continue
-                taylor = sp.series(value, x, r, TAYLOR_ORDER).removeO()
+                taylor = sp.series(_plain(value), x, r, TAYLOR_ORDER).removeO()
                 taylor = stabilize(sp.expand(taylor))
                 value = sp.Piecewise((taylor, sp.Abs(x - r) < TAYLOR_RADIUS), (value, True))
                 patched_points.append(float(r))
@@ -242,7 +266,7 @@ def find_hazards(expr: sp.Expr, x: sp.Symbol) -> list[dict]:
                     continue
                 if not r.free_symbols and kind == "pole":
                     # parameter-free: removable ones are patched, genuine poles always reported
-                    left = sp.limit(value, x, r, "-")
+                    left = sp.limit(_plain(value), x, r, "-")
                     if left.is_finite:
                         continue
                 hazards.append(

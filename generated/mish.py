@@ -23,12 +23,12 @@ _HALF = (torch.float16, torch.bfloat16)
 
 def mish_value(x):
     """f(x) on tensors (parameters broadcastable against x)."""
-    return x*torch.tanh(torch.nn.functional.softplus(x))
+    return x*torch.tanh(torch.nn.functional.softplus(x, threshold=40.0))
 
 
 def mish_grad_x(grad, x):
     """grad * df/dx."""
-    t0 = torch.tanh(torch.nn.functional.softplus(x))
+    t0 = torch.tanh(torch.nn.functional.softplus(x, threshold=40.0))
     return grad * (t0 + x*(1 - torch.square(t0))*torch.sigmoid(x))
 
 

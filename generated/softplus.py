@@ -22,7 +22,7 @@ _HALF = (torch.float16, torch.bfloat16)
 
 def softplus_value(x):
     """f(x) on tensors (parameters broadcastable against x)."""
-    return torch.nn.functional.softplus(x)
+    return torch.nn.functional.softplus(x, threshold=40.0)
 
 
 def softplus_grad_x(grad, x):

@@ -129,7 +129,7 @@ class TorchPrinter(StrPrinter):
         if e.is_number and not isinstance(e, (Where, Select)):
             return repr(float(e.evalf(17)))
         if isinstance(e, StableFunction):
-            return f"{e.torch_op}({self._print(e.args[0])})"
+            return f"{e.torch_op}({self._print(e.args[0])}{e.torch_kwargs})"
         name = type(e).__name__
         if name in TORCH_FUNCTIONS:
             return f"{TORCH_FUNCTIONS[name]}({', '.join(self._print(a) for a in e.args)})"

@@ -1,0 +1,233 @@
+"""``run_eval``: one activation vs a recipe's baselines over paired seeds → store → report.
+
+Also the ``actsym eval`` / ``actsym report`` argument parsers and handlers, so the CLI only wires
+``add_eval_arguments`` / ``cmd_eval`` and ``add_report_arguments`` / ``cmd_report``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import platform
+import sys
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from . import recipes as recipe_registry
+from .activations import ActivationHandle, resolve
+from .report import write_report
+from .store import Store
+from .train import last_checkpoint_epoch, pick_device, set_deterministic, train_run
+
+DEFAULT_DB = "actsym-results/results.sqlite"
+DEFAULT_OUT = "actsym-results/reports"
+
+
+def _hash(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _versions() -> dict[str, str]:
+    try:
+        from importlib.metadata import version
+        actsym_version = version("actsym")
+    except Exception:  # not installed (running from a checkout)
+        actsym_version = "unknown"
+    return {"torch": torch.__version__, "actsym": actsym_version, "python": platform.python_version()}
+
+
+def _limit(ds, train_limit: int | None, test_limit: int | None):
+    """A shallow copy of a Dataset-like object keeping the first N train / test examples."""
+    if not train_limit and not test_limit:
+        return ds
+    fields = {k: getattr(ds, k, None) for k in ("name", "num_classes", "source", "subset", "note")}
+    return SimpleNamespace(**fields, x_train=ds.x_train[:train_limit], y_train=ds.y_train[:train_limit],
+                           x_test=ds.x_test[:test_limit], y_test=ds.y_test[:test_limit])
+
+
+def _dataset_info(ds, name: str, train_limit: int | None, test_limit: int | None) -> dict[str, Any]:
+    return {"name": name, "source": str(getattr(ds, "source", "")), "subset": bool(getattr(ds, "subset", False)),
+            "note": str(getattr(ds, "note", "") or ""), "n_train": int(ds.x_train.shape[0]),
+            "n_test": int(ds.x_test.shape[0]), "train_limit": train_limit, "test_limit": test_limit}
+
+
+def _resolve_all(activation: str, params: dict[str, float] | None,
+                 baselines: Sequence[str]) -> tuple[list[ActivationHandle], list[str]]:
+    handles = [resolve(activation, params)]
+    skipped = []
+    for name in baselines:
+        try:
+            h = resolve(name)
+        except (KeyError, ValueError, ImportError, AttributeError) as err:
+            warnings.warn(f"baseline {name!r} skipped: {err}", stacklevel=3)
+            skipped.append(f"{name} ({err})")
+            continue
+        if all(h.name != x.name for x in handles):
+            handles.append(h)
+    return handles, skipped
+
+
+def run_eval(activation: str, params: dict[str, float] | None = None, recipe: str = "mnist-mlp",
+             seeds: int | Sequence[int] = 1, epochs: int | None = None, baselines: Sequence[str] | None = None,
+             data_dir: str | Path | None = None, device: str = "auto", db: str | Path = DEFAULT_DB,
+             out: str | Path = DEFAULT_OUT, quiet: bool = False, deterministic: bool = False,
+             dataset: str | None = None, train_limit: int | None = None, test_limit: int | None = None,
+             variant: str | None = None, overrides: dict[str, Any] | None = None, threads: int | None = None,
+             download: bool = False, dataset_obj: Any = None) -> dict[str, Path]:
+    """Train ``activation`` and the baselines on ``recipe`` for each seed; write the report.
+
+    ``seeds``: a count (seeds 0..N-1) or explicit seeds.  ``baselines``: default the recipe's own
+    set.  ``dataset`` overrides the recipe's dataset (e.g. ``"mnist-subset"``); ``dataset_obj``
+    supplies a ready Dataset-like object (tests).  ``train_limit`` / ``test_limit`` keep the first N
+    examples.  Finished runs already in ``db`` are skipped, interrupted ones resumed.
+    Returns ``{"markdown": ..., "html": ..., "db": ...}``.
+    """
+    rec = recipe_registry.get(recipe)
+    settings = recipe_registry.resolve_settings(rec, variant, overrides, epochs)
+    dev = pick_device(device)
+    if threads:
+        torch.set_num_threads(int(threads))
+    set_deterministic(deterministic, dev)
+    ds_name = dataset or settings["dataset"]
+    if dataset_obj is None:
+        from .data import load_dataset
+        dataset_obj = load_dataset(ds_name, data_dir=data_dir, download=download)
+    ds = _limit(dataset_obj, train_limit, test_limit)
+    info = _dataset_info(ds, ds_name, train_limit, test_limit)
+    data = rec.prepare(ds, settings, dev)
+    handles, skipped = _resolve_all(activation, params, list(baselines) if baselines is not None else rec.BASELINES)
+    seed_list = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
+    study = _hash({"recipe": rec.NAME, "settings": settings, "data": {k: v for k, v in info.items() if k != "note"}})
+    db_path = Path(db)
+    ckpt_dir = db_path.parent / "checkpoints"
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    store = Store(db_path)
+    try:
+        jobs = [(s, h) for s in seed_list for h in handles]
+        for seed, h in tqdm(jobs, desc=f"{rec.NAME} runs", disable=quiet):
+            key = _hash({"study": study, "act": h.hash, "params": h.params, "seed": seed})
+            row = store.get_or_create_run(
+                key, study=study, recipe=rec.NAME, variant=settings["variant"], activation=h.name,
+                expr=h.expr_str, latex=h.latex, act_hash=h.hash, params=h.params, learnable=list(h.learnable),
+                seed=seed, settings=settings, dataset=info, versions=_versions(), device=str(dev))
+            if row["status"] in ("finished", "failed"):
+                continue
+            ckpt = ckpt_dir / f"{key}.pt"
+            store.delete_epochs_after(row["id"], last_checkpoint_epoch(ckpt))
+            store.set_status(row["id"], "running", device=str(dev))
+            try:
+                result = train_run(rec, h, data, settings, seed, dev, checkpoint=ckpt, quiet=quiet,
+                                   on_epoch=lambda r, rid=row["id"]: store.add_epoch(rid, r),
+                                   desc=f"{h.name} seed {seed}")
+            except BaseException as err:  # leave it resumable, remember why it stopped
+                store.set_status(row["id"], "running", error=f"interrupted: {err!r}")
+                raise
+            store.set_status(row["id"], result.status, result.error)
+            ckpt.unlink(missing_ok=True)
+        paths = write_report(store, study, out, candidate=handles[0].name, handles=handles,
+                             notes=[f"baseline skipped: {s}" for s in skipped])
+    finally:
+        store.close()
+    paths["db"] = db_path
+    return paths
+
+
+# ----------------------------------------------------------------------------------------------
+# CLI
+
+
+def _params(items: Sequence[str] | None) -> dict[str, float]:
+    out = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise argparse.ArgumentTypeError(f"--param expects k=v, got {item!r}")
+        out[key.strip()] = float(value)
+    return out
+
+
+def _sets(items: Sequence[str] | None) -> dict[str, str]:
+    out = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise argparse.ArgumentTypeError(f"--set expects key=value, got {item!r}")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``actsym eval``."""
+    parser.add_argument("activation", help="catalog name (exp2) or expression in x")
+    parser.add_argument("--param", action="append", metavar="K=V", help="activation parameter (repeatable)")
+    parser.add_argument("--recipe", default="mnist-mlp", choices=recipe_registry.names())
+    parser.add_argument("--variant", default=None, help="recipe variant (e.g. adam, lr0.5, cifar100)")
+    parser.add_argument("--set", action="append", metavar="KEY=VALUE", dest="overrides",
+                        help="override a recipe setting (repeatable), e.g. --set lr=0.05")
+    parser.add_argument("--seeds", type=int, default=1, help="number of paired seeds (0..N-1)")
+    parser.add_argument("--seed-list", default=None, help="explicit seeds, comma separated")
+    parser.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs")
+    parser.add_argument("--baselines", default=None, help="comma-separated (default: the recipe's own set)")
+    parser.add_argument("--dataset", default=None, help="override the dataset, e.g. mnist-subset")
+    parser.add_argument("--data-dir", default=None, help="root holding mnist/ and cifar10/")
+    parser.add_argument("--download", action="store_true", help="download missing datasets")
+    parser.add_argument("--train-limit", type=int, default=None, help="use the first N training examples")
+    parser.add_argument("--test-limit", type=int, default=None, help="use the first N test examples")
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--deterministic", action="store_true", help="deterministic kernels")
+    parser.add_argument("--db", default=DEFAULT_DB, help="SQLite results file")
+    parser.add_argument("--out", default=DEFAULT_OUT, help="report directory")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    seeds: int | list[int] = args.seeds
+    if args.seed_list:
+        seeds = [int(s) for s in args.seed_list.split(",") if s.strip()]
+    baselines = [b.strip() for b in args.baselines.split(",") if b.strip()] if args.baselines else None
+    paths = run_eval(args.activation, _params(args.param), recipe=args.recipe, seeds=seeds, epochs=args.epochs,
+                     baselines=baselines, data_dir=args.data_dir, device=args.device, db=args.db, out=args.out,
+                     quiet=args.quiet, deterministic=args.deterministic, dataset=args.dataset,
+                     train_limit=args.train_limit, test_limit=args.test_limit, variant=args.variant,
+                     overrides=_sets(args.overrides), threads=args.threads, download=args.download)
+    print(f"report: {paths['markdown']}\n        {paths['html']}\nresults: {paths['db']}")
+    return 0
+
+
+def add_report_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``actsym report``."""
+    parser.add_argument("--db", default=DEFAULT_DB, help="SQLite results file")
+    parser.add_argument("--out", default=DEFAULT_OUT, help="report directory")
+    parser.add_argument("--study", default=None, help="study id (default: the most recently updated)")
+    parser.add_argument("--recipe", default=None, help="pick the latest study of this recipe")
+    parser.add_argument("--candidate", default=None, help="activation compared against the others")
+    parser.add_argument("--list", action="store_true", help="list the studies in the database and exit")
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    if not Path(args.db).exists():
+        print(f"no results database at {args.db}", file=sys.stderr)
+        return 1
+    with Store(args.db) as store:
+        studies = store.studies()
+        if args.recipe:
+            studies = [s for s in studies if s["recipe"] == args.recipe]
+        if args.list:
+            for s in studies:
+                print(f"{s['study']}  {s['recipe']:<16} {s['variant'] or '':<10} runs={s['n']:<4} {s['updated']}")
+            return 0
+        study = args.study or (studies[-1]["study"] if studies else None)
+        if study is None:
+            print("no studies found", file=sys.stderr)
+            return 1
+        paths = write_report(store, study, args.out, candidate=args.candidate)
+    print(f"report: {paths['markdown']}\n        {paths['html']}")
+    return 0
