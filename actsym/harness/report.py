@@ -67,8 +67,9 @@ def _setup_blocks(runs: list[dict[str, Any]], recipe_mod, notes: Sequence[str]) 
         blocks.append(("p", recipe_mod.DESCRIPTION))
     warn = []
     if data.get("subset"):
-        warn.append(f"**Embedded MNIST subset used** ({data.get('n_train')} train / {data.get('n_test')} test "
-                    f"images{': ' + data['note'] if data.get('note') else ''}) — not the full dataset; numbers are "
+        what = "Embedded MNIST subset used" if "mnist" in str(data.get("name")) else "Data subset used"
+        warn.append(f"**{what}** ({data.get('n_train')} train / {data.get('n_test')} test images"
+                    f"{': ' + data['note'] if data.get('note') else ''}) — not the full dataset; numbers are "
                     "not comparable to the reference.")
     if data.get("train_limit") or data.get("test_limit"):
         warn.append(f"**Data limited** to the first {data.get('n_train')} training and {data.get('n_test')} test "

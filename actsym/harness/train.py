@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -154,7 +155,8 @@ def set_deterministic(on: bool, device: torch.device) -> None:
     """Deterministic kernels (and no cuDNN autotuning) when ``on``; autotuning otherwise on CUDA."""
     if on:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    torch.use_deterministic_algorithms(on, warn_only=True)
+    if on or torch.are_deterministic_algorithms_enabled():
+        torch.use_deterministic_algorithms(on, warn_only=True)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = not on
         torch.backends.cudnn.deterministic = on
@@ -298,7 +300,7 @@ def train_run(recipe, handle: ActivationHandle, data: TensorData, settings: Mapp
             correct += (out.argmax(1) == yb).sum()
         train_loss = loss_sum.item() / max(steps_per_epoch, 1)
         train_acc = correct.item() / max(min(steps_per_epoch * bs, n), 1)
-        if not torch.isfinite(torch.tensor(train_loss)):
+        if not math.isfinite(train_loss):
             rec = EpochRecord(epoch, train_loss, train_acc, float("nan"), float("nan"),
                               time.perf_counter() - t0, opt.param_groups[0]["lr"])
             records.append(rec)
