@@ -197,6 +197,8 @@ class EpochRecord:
     test_acc: float
     seconds: float
     lr: float
+    train_seconds: float = 0.0
+    eval_seconds: float = 0.0
     firing: dict[str, dict[str, float]] = field(default_factory=dict)
     act_params: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -279,8 +281,8 @@ def train_run(recipe, handle: ActivationHandle, data: TensorData, settings: Mapp
         perm = torch.randperm(n, generator=gen).to(device)
         dev_gen = gen if device.type == "cpu" else torch.Generator(device=device).manual_seed(epoch_seed(seed, epoch))
         model.train()
-        loss_sum = torch.zeros((), device=device)
-        correct = torch.zeros((), device=device, dtype=torch.long)
+        losses = torch.empty(steps_per_epoch, device=device)  # filled on the device, read once per epoch
+        preds = torch.empty(n, device=device, dtype=torch.long)
         for k in range(steps_per_epoch):
             idx = perm[k * bs:(k + 1) * bs]
             xb, yb = data.x_train[idx], data.y_train[idx]
@@ -296,13 +298,15 @@ def train_run(recipe, handle: ActivationHandle, data: TensorData, settings: Mapp
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            loss_sum += loss.detach()
-            correct += (out.argmax(1) == yb).sum()
-        train_loss = loss_sum.item() / max(steps_per_epoch, 1)
-        train_acc = correct.item() / max(min(steps_per_epoch * bs, n), 1)
+            losses[k] = loss.detach()
+            preds[k * bs:(k + 1) * bs] = out.argmax(1)
+        seen = min(steps_per_epoch * bs, n)
+        train_loss = losses.mean().item() if steps_per_epoch else float("nan")  # the one sync per epoch
+        train_acc = (preds[:seen] == data.y_train[perm[:seen]]).float().mean().item() if seen else float("nan")
+        t_train = time.perf_counter() - t0
         if not math.isfinite(train_loss):
-            rec = EpochRecord(epoch, train_loss, train_acc, float("nan"), float("nan"),
-                              time.perf_counter() - t0, opt.param_groups[0]["lr"])
+            rec = EpochRecord(epoch, train_loss, train_acc, float("nan"), float("nan"), t_train,
+                              opt.param_groups[0]["lr"], t_train)
             records.append(rec)
             if on_epoch is not None:
                 on_epoch(rec)
@@ -310,8 +314,9 @@ def train_run(recipe, handle: ActivationHandle, data: TensorData, settings: Mapp
             return RunResult("failed", start, records, f"diverged: non-finite training loss in epoch {epoch}")
         test_loss, test_acc = evaluate(model, data.x_test, data.y_test, settings.get("eval_batch_size", 1000), amp)
         firing = firing_stats(model, acts, x_fire)
-        rec = EpochRecord(epoch, train_loss, train_acc, test_loss, test_acc, time.perf_counter() - t0,
-                          opt.param_groups[0]["lr"], firing, act_param_values(acts))
+        seconds = time.perf_counter() - t0
+        rec = EpochRecord(epoch, train_loss, train_acc, test_loss, test_acc, seconds, opt.param_groups[0]["lr"],
+                          t_train, seconds - t_train, firing, act_param_values(acts))
         records.append(rec)
         bar.set_postfix(loss=f"{train_loss:.4f}", test_acc=f"{test_acc:.4f}")
         if on_epoch is not None:
