@@ -246,36 +246,59 @@ def patch_removable(expr: sp.Expr, x: sp.Symbol) -> tuple[sp.Expr, list[float]]:
 # --------------------------------------------------------------------------------------------------------
 
 
-def find_hazards(expr: sp.Expr, x: sp.Symbol) -> list[dict]:
-    """Poles and domain problems of each branch inside the region where the branch is selected.
+def _domain_checks(value: sp.Expr, x: sp.Symbol) -> list[tuple[str, sp.Expr]]:
+    """(kind, g) pairs: the branch is undefined where g(x) < 0 (log: where g <= 0)."""
+    from actsym.functions import log1p
 
-    Each hazard is a dict with ``kind`` ('pole', 'log-domain', 'sqrt-domain'), ``at`` (the x where it
-    happens), ``when`` (condition on the parameters, ``True`` = always) and ``safe`` (the complement).
+    out = [("log-domain", f.args[0]) for f in value.atoms(sp.log) if f.args[0].has(x)]
+    out += [("log-domain", 1 + f.args[0]) for f in value.atoms(log1p) if f.args[0].has(x)]
+    out += [
+        ("sqrt-domain", p.base)
+        for p in value.atoms(sp.Pow)
+        if p.base.has(x) and p.exp.is_Rational and not p.exp.is_Integer and p.exp.q % 2 == 0
+    ]
+    return out
+
+
+def find_hazards(expr: sp.Expr, x: sp.Symbol) -> list[dict]:
+    """Poles and undefined regions of each branch inside the region where the branch is selected.
+
+    Each hazard is a dict with ``kind`` ('pole', 'log-domain', 'sqrt-domain'), ``branch`` (where the branch
+    is selected), ``at`` (where it happens), ``when`` (condition on the parameters; 'True' = always) and
+    ``safe`` (the parameter range without the hazard, or 'none').
     """
     hazards = []
     previous: list[sp.Basic] = []
     for value, raw in branches(expr):
         cond = sp.And(raw, *[sp.Not(c) for c in previous])
         previous.append(raw)
-        checks = [("pole", d, sp.Eq) for d in _x_denominators(value, x)]
-        checks += [("log-domain", f.args[0], sp.Le) for f in value.atoms(sp.log) if f.args[0].has(x)]
-        for kind, base, _rel in checks:
-            for r in _real_roots(base, x) or []:
+        for d in _x_denominators(value, x):
+            for r in _real_roots(d, x) or []:
                 when = sp.simplify(cond.subs(x, r))
                 if when is sp.false:
                     continue
-                if not r.free_symbols and kind == "pole":
-                    # parameter-free: removable ones are patched, genuine poles always reported
-                    left = sp.limit(_plain(value), x, r, "-")
-                    if left.is_finite:
-                        continue
-                hazards.append(
-                    {
-                        "kind": kind,
-                        "branch": str(cond),
-                        "at": f"x = {r}",
-                        "when": str(when),
-                        "safe": str(sp.simplify(sp.Not(when))) if when is not sp.true else "never",
-                    }
-                )
+                if not r.free_symbols and sp.limit(_plain(value), x, r, "-").is_finite:
+                    continue  # removable: patched by patch_removable
+                hazards.append(_hazard("pole", cond, f"x = {r}", when))
+        for kind, g in _domain_checks(value, x):
+            if not (g.free_symbols - {x}):
+                rel = g <= 0 if kind == "log-domain" else g < 0
+                try:
+                    bad = sp.solve_univariate_inequality(rel, x, relational=False)
+                    region = sp.S.Reals if cond is sp.true else cond.as_set()
+                    bad = sp.Intersection(bad, region)
+                except (NotImplementedError, ValueError, TypeError):
+                    bad = None
+                if bad is not None and bad is not sp.S.EmptySet:
+                    hazards.append(_hazard(kind, cond, f"x in {bad}", sp.true))
+                continue
+            for r in _real_roots(g, x) or []:
+                when = sp.simplify(cond.subs(x, r))
+                if when is not sp.false:
+                    hazards.append(_hazard(kind, cond, f"x on one side of {r}", when))
     return hazards
+
+
+def _hazard(kind: str, branch: sp.Basic, at: str, when: sp.Basic) -> dict:
+    safe = "none" if when is sp.true else str(sp.simplify(sp.Not(when)))
+    return {"kind": kind, "branch": str(branch), "at": at, "when": str(when), "safe": safe}
