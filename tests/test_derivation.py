@@ -85,6 +85,9 @@ def test_hazards_rational_vs_exponential():
     assert h["kind"] == "pole" and h["at"] == "x = a" and h["when"] == "a < 0" and h["safe"] == "a >= 0"
     assert actsym.get("exponential").hazards == []
     assert actsym.define("lg", "log(x - c)", {"c": 0.0}).hazards  # log domain depends on c
+    (h,) = actsym.define("sq", "sqrt(x)").hazards
+    assert h["kind"] == "sqrt-domain" and "-oo, 0" in h["at"]
+    assert actsym.define("lp", "Piecewise((log(1 + x), x >= 0), (x, True))").hazards == []  # log only where x >= 0
 
 
 def test_forward_saves_only_input_and_parameters():
