@@ -325,3 +325,60 @@ def train_run(recipe, handle: ActivationHandle, data: TensorData, settings: Mapp
             _save_checkpoint(ckpt_path, epoch, model, opt)
     bar.close()
     return RunResult("finished", start, records)
+
+
+# ----------------------------------------------------------------------------------------------
+# many seeds of a small MLP at once
+
+
+def train_seeds_batched(recipe, handle: ActivationHandle, data: TensorData, settings: Mapping[str, Any],
+                        seeds: list[int], device: torch.device) -> dict[int, list[EpochRecord]]:
+    """Train ``len(seeds)`` copies of an MLP recipe together (:class:`~.models.BatchedMLP`).
+
+    Copy s has the initial weights and the data order of a sequential ``train_run`` with seed s;
+    the loss is the sum of the per-seed mean losses, so each copy gets its own gradient.  Results
+    agree with sequential runs up to float rounding (not bit for bit).  No store, no checkpoints:
+    this is the fast path for quick many-seed sweeps and the throughput benchmark.
+    """
+    from .models import BatchedMLP
+
+    models = [build_model(recipe, handle, settings, data.num_classes, s, device)[0] for s in seeds]
+    net = BatchedMLP(models, handle.make, bool(handle.learnable)).to(device)
+    opt = make_optimizer(net, settings)
+    s_count, c = len(seeds), data.num_classes
+    epochs, bs = int(settings["epochs"]), int(settings["batch_size"])
+    n = data.x_train.shape[0]
+    steps = -(-n // bs)
+    history: dict[int, list[EpochRecord]] = {s: [] for s in seeds}
+    x_test = data.x_test.unsqueeze(0).expand(s_count, *data.x_test.shape)
+    for epoch in range(1, epochs + 1):
+        t0 = time.perf_counter()
+        perms = torch.stack([torch.randperm(n, generator=torch.Generator().manual_seed(epoch_seed(s, epoch)))
+                             for s in seeds]).to(device)
+        net.train()
+        losses = torch.empty(steps, s_count, device=device)
+        preds = torch.empty(s_count, n, device=device, dtype=torch.long)
+        for k in range(steps):
+            idx = perms[:, k * bs:(k + 1) * bs]
+            xb, yb = data.x_train[idx], data.y_train[idx]
+            out = net(xb)
+            per_seed = F.cross_entropy(out.reshape(-1, c), yb.reshape(-1), reduction="none").view(s_count, -1).mean(1)
+            opt.zero_grad(set_to_none=True)
+            per_seed.sum().backward()
+            opt.step()
+            losses[k] = per_seed.detach()
+            preds[:, k * bs:(k + 1) * bs] = out.argmax(2)
+        train_loss = losses.mean(0).tolist()
+        train_acc = (preds == data.y_train[perms]).float().mean(1).tolist()
+        t_train = time.perf_counter() - t0
+        net.eval()
+        with torch.no_grad():
+            out = net(x_test)
+            test_loss = F.cross_entropy(out.transpose(1, 2), data.y_test.expand(s_count, -1),
+                                        reduction="none").mean(1).tolist()
+            test_acc = (out.argmax(2) == data.y_test).float().mean(1).tolist()
+        seconds = time.perf_counter() - t0
+        for i, s in enumerate(seeds):
+            history[s].append(EpochRecord(epoch, train_loss[i], train_acc[i], test_loss[i], test_acc[i], seconds,
+                                          opt.param_groups[0]["lr"], t_train, seconds - t_train))
+    return history
