@@ -285,7 +285,9 @@ def train_run(recipe, handle: ActivationHandle, data: TensorData, settings: Mapp
         preds = torch.empty(n, device=device, dtype=torch.long)
         for k in range(steps_per_epoch):
             idx = perm[k * bs:(k + 1) * bs]
-            xb, yb = data.x_train[idx], data.y_train[idx]
+            # index_select is ~3x faster than x[idx] on CPU but drops channels_last; keep x[idx] for 4-D data
+            xb = data.x_train[idx] if data.x_train.dim() > 2 else data.x_train.index_select(0, idx)
+            yb = data.y_train.index_select(0, idx)
             if augment is not None:
                 xb = augment(xb, dev_gen, settings)
             if lr_at is not None:
@@ -360,7 +362,9 @@ def train_seeds_batched(recipe, handle: ActivationHandle, data: TensorData, sett
         preds = torch.empty(s_count, n, device=device, dtype=torch.long)
         for k in range(steps):
             idx = perms[:, k * bs:(k + 1) * bs]
-            xb, yb = data.x_train[idx], data.y_train[idx]
+            flat = idx.reshape(-1)
+            xb = data.x_train.index_select(0, flat).view(s_count, -1, data.x_train.shape[1])
+            yb = data.y_train.index_select(0, flat).view(s_count, -1)
             out = net(xb)
             per_seed = F.cross_entropy(out.reshape(-1, c), yb.reshape(-1), reduction="none").view(s_count, -1).mean(1)
             opt.zero_grad(set_to_none=True)
