@@ -23,6 +23,12 @@ def fake_mnist(n_train=300, n_test=100, seed=0):
         y_test=torch.randint(0, 10, (n_test,), generator=g), num_classes=10, source="fake", subset=True, note="")
 
 
+@pytest.fixture(autouse=True)
+def _no_report(monkeypatch):
+    """Reports are tested in test_harness_eval; here they would only cost plotting time."""
+    monkeypatch.setattr(evaluate, "write_report", lambda *a, **k: {"markdown": None, "html": None})
+
+
 class Killed(Exception):
     """Stands in for a killed process."""
 
@@ -34,32 +40,24 @@ def _rows(db):
                                                r["status"]) for r in store.runs()}
 
 
-KW = dict(recipe="cifar-cnn3", seeds=[3], epochs=3, baselines=[], quiet=True, deterministic=True,
-          overrides={"batch_size": "25", "channels": "8"})
+KW = dict(recipe="mnist-mlp", seeds=[3], epochs=3, baselines=[], quiet=True, deterministic=True,
+          overrides={"batch_size": "25", "optimizer": "adam", "lr": "0.01"})
 
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
     """An uninterrupted 3-epoch run (learnable activation + Adam: optimizer state must resume too)."""
     tmp = tmp_path_factory.mktemp("ref")
-    ds = _fake_cifar()
+    ds = fake_mnist(200, 50)
     run_eval("prelu", dataset_obj=ds, db=tmp / "r.sqlite", out=tmp / "rep", **KW)
     return _rows(tmp / "r.sqlite")
-
-
-def _fake_cifar():
-    g = torch.Generator().manual_seed(1)
-    return SimpleNamespace(
-        name="fake", x_train=torch.randint(0, 256, (100, 3, 32, 32), dtype=torch.uint8, generator=g),
-        y_train=torch.randint(0, 10, (100,), generator=g),
-        x_test=torch.randint(0, 256, (20, 3, 32, 32), dtype=torch.uint8, generator=g),
-        y_test=torch.randint(0, 10, (20,), generator=g), num_classes=10, source="fake", subset=True, note="")
 
 
 @pytest.mark.parametrize("where", ["after_checkpoint", "between_row_and_checkpoint"])
 def test_kill_and_resume_is_bit_exact(tmp_path, monkeypatch, reference, where):
     k = 2
     db = tmp_path / "r.sqlite"
+    real_save_checkpoint, real_add_epoch = train._save_checkpoint, Store.add_epoch
     if where == "after_checkpoint":  # killed right after epoch k was fully saved
         real_save = train._save_checkpoint
 
@@ -79,8 +77,9 @@ def test_kill_and_resume_is_bit_exact(tmp_path, monkeypatch, reference, where):
         monkeypatch.setattr(Store, "add_epoch", add_then_die)
         resume_from = k - 1
     with pytest.raises(Killed):
-        run_eval("prelu", dataset_obj=_fake_cifar(), db=db, out=tmp_path / "rep", **KW)
-    monkeypatch.undo()
+        run_eval("prelu", dataset_obj=fake_mnist(200, 50), db=db, out=tmp_path / "rep", **KW)
+    monkeypatch.setattr(train, "_save_checkpoint", real_save_checkpoint)
+    monkeypatch.setattr(Store, "add_epoch", real_add_epoch)
     partial = _rows(db)
     (epochs, status), = partial.values()
     assert status == "running"
@@ -96,7 +95,7 @@ def test_kill_and_resume_is_bit_exact(tmp_path, monkeypatch, reference, where):
         starts.append(result.start_epoch)
         return result
     monkeypatch.setattr(evaluate, "train_run", spy)
-    run_eval("prelu", dataset_obj=_fake_cifar(), db=db, out=tmp_path / "rep", **KW)
+    run_eval("prelu", dataset_obj=fake_mnist(200, 50), db=db, out=tmp_path / "rep", **KW)
     assert starts == [resume_from]
     assert _rows(db) == reference  # every epoch's metrics and learned parameters, bit for bit
     assert not list((tmp_path / "checkpoints").glob("*.pt")), "checkpoint removed once finished"
