@@ -95,6 +95,9 @@ def run_eval(activation: str, params: dict[str, float] | None = None, recipe: st
     if threads:
         torch.set_num_threads(int(threads))
     set_deterministic(deterministic, dev)
+    # CPU results depend on the thread count (reduction order): record it with the device
+    dev_desc = (f"cpu ({torch.get_num_threads()} threads)" if dev.type == "cpu"
+                else f"{dev} ({torch.cuda.get_device_name(dev)})" if dev.type == "cuda" else str(dev))
     ds_name = dataset or settings["dataset"]
     if dataset_obj is None:
         from .data import load_dataset
@@ -116,12 +119,12 @@ def run_eval(activation: str, params: dict[str, float] | None = None, recipe: st
             row = store.get_or_create_run(
                 key, study=study, recipe=rec.NAME, variant=settings["variant"], activation=h.name,
                 expr=h.expr_str, latex=h.latex, act_hash=h.hash, params=h.params, learnable=list(h.learnable),
-                seed=seed, settings=settings, dataset=info, versions=_versions(), device=str(dev))
+                seed=seed, settings=settings, dataset=info, versions=_versions(), device=dev_desc)
             if row["status"] in ("finished", "failed"):
                 continue
             ckpt = ckpt_dir / f"{key}.pt"
             store.delete_epochs_after(row["id"], last_checkpoint_epoch(ckpt))
-            store.set_status(row["id"], "running", device=str(dev))
+            store.set_status(row["id"], "running", device=dev_desc)
             try:
                 result = train_run(rec, h, data, settings, seed, dev, checkpoint=ckpt, quiet=quiet,
                                    on_epoch=lambda r, rid=row["id"]: store.add_epoch(rid, r),
