@@ -101,5 +101,5 @@ def test_init_weights_keeps_deep_relu_variance():
         assert init_weights_(net, init_gain("relu")) == 12
         init_weights_(net[0], 1.0)  # raw inputs are not activation outputs
         computed = net(x).pow(2).mean().item()
-    assert default < 1e-6  # the signal dies: q shrinks by 1/6 per layer
+    assert default < 0.01  # q shrinks by 1/6 per layer down to the bias variance (~1e-3)
     assert 0.5 < computed < 2.0  # preserved up to finite-width fluctuations
