@@ -7,7 +7,7 @@
 # f(x)         Piecewise((x, x > 0), (alpha*expm1(x), True))
 # df/dx        Piecewise((1, x > 0), (alpha*exp(x), True))
 # df/dalpha    Piecewise((0, x > 0), (expm1(x), True))
-# ops          forward 4, backward 6 (after CSE)
+# ops          forward 4, backward 8 (after CSE)
 # hash         0b40741fd07f8c53
 # --------------------------------------------------------------------------------------------------------
 """Exponential linear unit: generated PyTorch activation ``ELU``."""
@@ -21,60 +21,128 @@ SOURCE_HASH = "0b40741fd07f8c53"
 PARAMS = {"alpha": 1.0}
 LEARNABLE = ()
 _HALF = (torch.float16, torch.bfloat16)
+BACKENDS = ("eager", "compile")
+_COMPILED = {}  # function -> torch.compile'd function (backend "compile")
+
+
+# ---------------------------------------- out of place: differentiable (double backward, torch.func, torch.compile)
 
 
 def elu_value(x, alpha):
     """f(x) on tensors (parameters broadcastable against x)."""
     m0 = (x > 0)
-    m1 = ~(m0)
-    xs0 = torch.where(m1, x, -0.5)
-    return torch.where(m0, x, alpha*torch.expm1(xs0))
+    xs0 = torch.clamp(x, max=0)
+    return torch.where(m0, x, torch.expm1(xs0)*alpha)
 
 
 def elu_grad_x(grad, x, alpha):
     """grad * df/dx."""
     m0 = (x > 0)
-    m1 = ~(m0)
-    xs0 = torch.where(m1, x, -0.5)
-    return grad * (torch.where(m0, 1, alpha*torch.exp(xs0)))
+    xs0 = torch.clamp(x, max=0)
+    return torch.where(m0, 1, torch.exp(xs0)*alpha)*grad
 
 
 def elu_grad_all(grad, x, alpha):
     """(grad * df/dx, grad * df/dp for every parameter), not yet reduced to the parameter shapes."""
     m0 = (x > 0)
-    m1 = ~(m0)
-    xs0 = torch.where(m1, x, -0.5)
-    return (grad * (torch.where(m0, 1, alpha*torch.exp(xs0))), grad * (torch.where(m0, 0, torch.expm1(xs0))))
+    xs0 = torch.clamp(x, max=0)
+    return (torch.where(m0, 1, torch.exp(xs0)*alpha)*grad, torch.where(m0, 0, torch.expm1(xs0))*grad)
+
+
+# ---------------------------------------- in place: the same operations, run while autograd is not recording
+# (buffers are allocated once and mutated; inputs are never written)
+
+
+def elu_value_nograd(x, alpha):
+    """Same result as elu_value, computed in place on buffers it allocates; not differentiable."""
+    m0 = x > 0
+    xs0 = torch.clamp(x, max=0)
+    out = xs0.expm1_().mul_(alpha)
+    torch.where(m0, x, out, out=out)
+    return out
+
+
+def elu_grad_x_nograd(grad, x, alpha):
+    """Same result as elu_grad_x, computed in place on buffers it allocates; not differentiable."""
+    m0 = x > 0
+    xs0 = torch.clamp(x, max=0)
+    return xs0.exp_().mul_(alpha).masked_fill_(m0, 1).mul_(grad)
+
+
+def elu_grad_all_nograd(grad, x, alpha):
+    """Same result as elu_grad_all, computed in place on buffers it allocates; not differentiable."""
+    m0 = x > 0
+    xs0 = torch.clamp(x, max=0)
+    out0 = torch.exp(xs0).mul_(alpha).masked_fill_(m0, 1).mul_(grad)
+    out1 = xs0.expm1_().masked_fill_(m0, 0).mul_(grad)
+    return (out0, out1)
 
 
 class ELUFunction(torch.autograd.Function):
-    """Autograd function for elu: saves only the input and the parameters."""
+    """Autograd function for elu: saves only the input and the parameters.
+
+    ``apply(x, alpha[, backend])``; backend is one of BACKENDS (default "eager"). Backward picks the
+    differentiable out-of-place code when autograd records it (create_graph=True: double backward).
+    """
 
     generate_vmap_rule = True
 
     @staticmethod
-    def forward(x, alpha):
-        return elu_value(_upcast(x), _upcast(alpha)).to(x.dtype)
+    def forward(x, alpha, backend="eager"):
+        x_, alpha_ = _upcast(x), _upcast(alpha)
+        value = _kernel(backend, elu_value, elu_value_nograd, x_, alpha_)
+        return value(x_, alpha_).to(x.dtype)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        ctx.save_for_backward(*inputs)
+        ctx.save_for_backward(*inputs[:2])
+        ctx.backend = inputs[2] if len(inputs) > 2 else "eager"
 
     @staticmethod
     def backward(ctx, grad):
         x, alpha = ctx.saved_tensors
+        extra = (None,) * (len(ctx.needs_input_grad) - 2)
+        grad_, x_, alpha_ = _upcast(grad), _upcast(x), _upcast(alpha)
         if not any(ctx.needs_input_grad[1:]):
-            gx = elu_grad_x(_upcast(grad), _upcast(x), _upcast(alpha))
-            return gx.to(x.dtype), None
-        gx, g_alpha = elu_grad_all(_upcast(grad), _upcast(x), _upcast(alpha))
+            grad_x = _kernel(ctx.backend, elu_grad_x, elu_grad_x_nograd, x_, alpha_, grad_)
+            return (grad_x(grad_, x_, alpha_).to(x.dtype), None, *extra)
+        grad_all = _kernel(ctx.backend, elu_grad_all, elu_grad_all_nograd, x_, alpha_, grad_)
+        gx, g_alpha = grad_all(grad_, x_, alpha_)
         return (
             gx.to(x.dtype) if ctx.needs_input_grad[0] else None,
             g_alpha.sum_to_size(alpha.shape).to(alpha.dtype) if ctx.needs_input_grad[1] else None,
+            *extra,
         )
 
 
 def _upcast(t):
     return t.float() if t.dtype in _HALF else t
+
+
+def _fast(x, *tensors):
+    """True when the in-place (``*_nograd``) code may run: autograd is not recording, no torch.func transform
+    or compiler is tracing, and every tensor has x's dtype and broadcasts to x's shape."""
+    if torch.is_grad_enabled() or torch.compiler.is_compiling() or torch._C._are_functorch_transforms_active():
+        return False
+    return all(t.dtype == x.dtype for t in tensors) and torch.broadcast_shapes(x.shape, *(t.shape for t in tensors)) == x.shape
+
+
+def _kernel(backend, fn, fn_nograd, *tensors):
+    """What to run: the differentiable ``fn`` when ``_fast`` says no; else ``fn_nograd`` (backend "eager") or
+    ``fn`` compiled with torch.compile on first use (backend "compile")."""
+    if not _fast(*tensors):
+        return fn
+    if backend == "compile":
+        if fn not in _COMPILED:
+            _COMPILED[fn] = torch.compile(fn)
+        return _COMPILED[fn]
+    return fn_nograd
+
+
+def _check_backend(backend):
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    return backend
 
 
 def _as_tensor(p, x):
@@ -90,9 +158,9 @@ def _channel_view(p, x):
     return p.view([1, -1] + [1] * (x.dim() - 2))
 
 
-def elu(x, alpha=1.0):
+def elu(x, alpha=1.0, backend="eager"):
     """Functional elu; parameters may be numbers or tensors broadcastable against x."""
-    return ELUFunction.apply(x, _as_tensor(alpha, x))
+    return ELUFunction.apply(x, _as_tensor(alpha, x), _check_backend(backend))
 
 
 class ELU(torch.nn.Module):
@@ -101,11 +169,15 @@ class ELU(torch.nn.Module):
     num_parameters: 1 shares each parameter across the layer; C gives one per channel (dim 1), like
     ``nn.PReLU(num_parameters=C)``. learnable: names of the parameters to train (default: LEARNABLE);
     the others are buffers.
+
+    backend: "eager" (in-place torch ops when autograd is not recording) or "compile" (torch.compile of
+    the same code, compiled on first use); double backward always runs the differentiable eager code.
     """
 
-    def __init__(self, num_parameters=1, alpha=1.0, learnable=LEARNABLE):
+    def __init__(self, num_parameters=1, alpha=1.0, learnable=LEARNABLE, backend="eager"):
         super().__init__()
         self.num_parameters = num_parameters
+        self.backend = _check_backend(backend)
         value = torch.full((num_parameters,), float(alpha))
         if "alpha" in learnable:
             self.alpha = torch.nn.Parameter(value)
@@ -113,7 +185,7 @@ class ELU(torch.nn.Module):
             self.register_buffer("alpha", value)
 
     def forward(self, x):
-        return ELUFunction.apply(x, _channel_view(self.alpha, x))
+        return ELUFunction.apply(x, _channel_view(self.alpha, x), self.backend)
 
     def extra_repr(self):
-        return f"num_parameters={self.num_parameters}, alpha={self.alpha.tolist()}"
+        return f"num_parameters={self.num_parameters}, alpha={self.alpha.tolist()}, backend={self.backend}"

@@ -4,7 +4,7 @@
 # source       Piecewise(((1 - exp(-x))*(1 + x), x >= 0), (-(1 - exp(x)), True))
 # f(x)         Piecewise((-(x + 1)*expm1(-x), x >= 0), (expm1(x), True))
 # df/dx        Piecewise(((x + 1)*exp(-x) - expm1(-x), x >= 0), (exp(x), True))
-# ops          forward 9, backward 10 (after CSE)
+# ops          forward 9, backward 11 (after CSE)
 # hash         728cb4962bc1a20c
 # --------------------------------------------------------------------------------------------------------
 """ExP2: (1 - e^-x)(1 + x) for x >= 0, e^x - 1 below: generated PyTorch activation ``ExP2``."""
@@ -18,64 +18,142 @@ SOURCE_HASH = "728cb4962bc1a20c"
 PARAMS = {}
 LEARNABLE = ()
 _HALF = (torch.float16, torch.bfloat16)
+BACKENDS = ("eager", "compile")
+_COMPILED = {}  # function -> torch.compile'd function (backend "compile")
+
+
+# ---------------------------------------- out of place: differentiable (double backward, torch.func, torch.compile)
 
 
 def exp2_value(x):
     """f(x) on tensors (parameters broadcastable against x)."""
     m0 = (x >= 0)
-    xs0 = torch.where(m0, x, 0.5)
-    m1 = ~(m0)
-    xs1 = torch.where(m1, x, -0.5)
+    xs0 = torch.clamp(x, min=0)
+    xs1 = torch.clamp(x, max=0)
     return torch.where(m0, -(xs0 + 1)*torch.expm1(-xs0), torch.expm1(xs1))
 
 
 def exp2_grad_x(grad, x):
     """grad * df/dx."""
     m0 = (x >= 0)
-    xs0 = torch.where(m0, x, 0.5)
-    m1 = ~(m0)
-    xs1 = torch.where(m1, x, -0.5)
-    t0 = -xs0
-    return grad * (torch.where(m0, (xs0 + 1)*torch.exp(t0) - torch.expm1(t0), torch.exp(xs1)))
+    xs0 = torch.clamp(x, min=0)
+    xs1 = torch.clamp(x, max=0)
+    return torch.where(m0, (xs0 + 1)*torch.exp(-xs0) - torch.expm1(-xs0), torch.exp(xs1))*grad
+
+
+# ---------------------------------------- in place: the same operations, run while autograd is not recording
+# (buffers are allocated once and mutated; inputs are never written)
+
+
+def exp2_value_nograd(x):
+    """Same result as exp2_value, computed in place on buffers it allocates; not differentiable."""
+    m0 = x >= 0
+    xs0 = torch.clamp(x, min=0)
+    xs1 = torch.clamp(x, max=0)
+    out = xs0 + 1
+    b0 = xs0.neg_().expm1_()
+    out.mul_(b0).neg_()
+    b1 = xs1.expm1_()
+    torch.where(m0, out, b1, out=out)
+    return out
+
+
+def exp2_grad_x_nograd(grad, x):
+    """Same result as exp2_grad_x, computed in place on buffers it allocates; not differentiable."""
+    m0 = x >= 0
+    xs0 = torch.clamp(x, min=0)
+    xs1 = torch.clamp(x, max=0)
+    out = xs0 + 1
+    b0 = (-xs0).exp_()
+    out.mul_(b0)
+    b1 = xs0.neg_().expm1_()
+    out.sub_(b1)
+    b2 = xs1.exp_()
+    torch.where(m0, out, b2, out=out)
+    out.mul_(grad)
+    return out
 
 
 class ExP2Function(torch.autograd.Function):
-    """Autograd function for exp2: saves only the input and the parameters."""
+    """Autograd function for exp2: saves only the input and the parameters.
+
+    ``apply(x[, backend])``; backend is one of BACKENDS (default "eager"). Backward picks the
+    differentiable out-of-place code when autograd records it (create_graph=True: double backward).
+    """
 
     generate_vmap_rule = True
 
     @staticmethod
-    def forward(x):
-        return exp2_value(_upcast(x)).to(x.dtype)
+    def forward(x, backend="eager"):
+        x_ = _upcast(x)
+        value = _kernel(backend, exp2_value, exp2_value_nograd, x_)
+        return value(x_).to(x.dtype)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        ctx.save_for_backward(*inputs)
+        ctx.save_for_backward(*inputs[:1])
+        ctx.backend = inputs[1] if len(inputs) > 1 else "eager"
 
     @staticmethod
     def backward(ctx, grad):
         (x,) = ctx.saved_tensors
+        extra = (None,) * (len(ctx.needs_input_grad) - 1)
+        grad_, x_ = _upcast(grad), _upcast(x)
         if not ctx.needs_input_grad[0]:
-            return None
-        return exp2_grad_x(_upcast(grad), _upcast(x)).to(x.dtype)
+            return (None, *extra)
+        grad_x = _kernel(ctx.backend, exp2_grad_x, exp2_grad_x_nograd, x_, grad_)
+        return (grad_x(grad_, x_).to(x.dtype), *extra)
 
 
 def _upcast(t):
     return t.float() if t.dtype in _HALF else t
 
 
-def exp2(x):
+def _fast(x, *tensors):
+    """True when the in-place (``*_nograd``) code may run: autograd is not recording, no torch.func transform
+    or compiler is tracing, and every tensor has x's dtype and broadcasts to x's shape."""
+    if torch.is_grad_enabled() or torch.compiler.is_compiling() or torch._C._are_functorch_transforms_active():
+        return False
+    return all(t.dtype == x.dtype for t in tensors) and torch.broadcast_shapes(x.shape, *(t.shape for t in tensors)) == x.shape
+
+
+def _kernel(backend, fn, fn_nograd, *tensors):
+    """What to run: the differentiable ``fn`` when ``_fast`` says no; else ``fn_nograd`` (backend "eager") or
+    ``fn`` compiled with torch.compile on first use (backend "compile")."""
+    if not _fast(*tensors):
+        return fn
+    if backend == "compile":
+        if fn not in _COMPILED:
+            _COMPILED[fn] = torch.compile(fn)
+        return _COMPILED[fn]
+    return fn_nograd
+
+
+def _check_backend(backend):
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    return backend
+
+
+def exp2(x, backend="eager"):
     """Functional exp2; parameters may be numbers or tensors broadcastable against x."""
-    return ExP2Function.apply(x)
+    return ExP2Function.apply(x, _check_backend(backend))
 
 
 class ExP2(torch.nn.Module):
     """ExP2: (1 - e^-x)(1 + x) for x >= 0, e^x - 1 below as a module.
+
+    backend: "eager" (in-place torch ops when autograd is not recording) or "compile" (torch.compile of
+    the same code, compiled on first use); double backward always runs the differentiable eager code.
     """
 
-    def __init__(self, num_parameters=1):
+    def __init__(self, num_parameters=1, backend="eager"):
         """num_parameters is accepted (and ignored) so every activation module has the same interface."""
         super().__init__()
+        self.backend = _check_backend(backend)
 
     def forward(self, x):
-        return ExP2Function.apply(x)
+        return ExP2Function.apply(x, self.backend)
+
+    def extra_repr(self):
+        return f"backend={self.backend}"

@@ -4,7 +4,7 @@
 # source       sign(x)*(1 - exp(-Abs(x)))
 # f(x)         -expm1(-Abs(x))*sign(x)
 # df/dx        exp(-Abs(x))*sign(x)**2
-# ops          forward 6, backward 5 (after CSE)
+# ops          forward 6, backward 6 (after CSE)
 # hash         a9ab6f3ceae7fc30
 # --------------------------------------------------------------------------------------------------------
 """ExP sign(x)(1 - e^-|x|): generated PyTorch activation ``ExP``."""
@@ -18,6 +18,11 @@ SOURCE_HASH = "a9ab6f3ceae7fc30"
 PARAMS = {}
 LEARNABLE = ()
 _HALF = (torch.float16, torch.bfloat16)
+BACKENDS = ("eager", "compile")
+_COMPILED = {}  # function -> torch.compile'd function (backend "compile")
+
+
+# ---------------------------------------- out of place: differentiable (double backward, torch.func, torch.compile)
 
 
 def exp_p_value(x):
@@ -27,46 +32,109 @@ def exp_p_value(x):
 
 def exp_p_grad_x(grad, x):
     """grad * df/dx."""
-    return grad * (torch.exp(-torch.abs(x))*torch.square(torch.sign(x)))
+    return torch.square(torch.sign(x))*torch.exp(-torch.abs(x))*grad
+
+
+# ---------------------------------------- in place: the same operations, run while autograd is not recording
+# (buffers are allocated once and mutated; inputs are never written)
+
+
+def exp_p_value_nograd(x):
+    """Same result as exp_p_value, computed in place on buffers it allocates; not differentiable."""
+    out = torch.abs(x).neg_().expm1_()
+    b0 = torch.sign(x)
+    out.mul_(b0).neg_()
+    return out
+
+
+def exp_p_grad_x_nograd(grad, x):
+    """Same result as exp_p_grad_x, computed in place on buffers it allocates; not differentiable."""
+    out = torch.sign(x).square_()
+    b0 = torch.abs(x).neg_().exp_()
+    out.mul_(b0).mul_(grad)
+    return out
 
 
 class ExPFunction(torch.autograd.Function):
-    """Autograd function for exp_p: saves only the input and the parameters."""
+    """Autograd function for exp_p: saves only the input and the parameters.
+
+    ``apply(x[, backend])``; backend is one of BACKENDS (default "eager"). Backward picks the
+    differentiable out-of-place code when autograd records it (create_graph=True: double backward).
+    """
 
     generate_vmap_rule = True
 
     @staticmethod
-    def forward(x):
-        return exp_p_value(_upcast(x)).to(x.dtype)
+    def forward(x, backend="eager"):
+        x_ = _upcast(x)
+        value = _kernel(backend, exp_p_value, exp_p_value_nograd, x_)
+        return value(x_).to(x.dtype)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        ctx.save_for_backward(*inputs)
+        ctx.save_for_backward(*inputs[:1])
+        ctx.backend = inputs[1] if len(inputs) > 1 else "eager"
 
     @staticmethod
     def backward(ctx, grad):
         (x,) = ctx.saved_tensors
+        extra = (None,) * (len(ctx.needs_input_grad) - 1)
+        grad_, x_ = _upcast(grad), _upcast(x)
         if not ctx.needs_input_grad[0]:
-            return None
-        return exp_p_grad_x(_upcast(grad), _upcast(x)).to(x.dtype)
+            return (None, *extra)
+        grad_x = _kernel(ctx.backend, exp_p_grad_x, exp_p_grad_x_nograd, x_, grad_)
+        return (grad_x(grad_, x_).to(x.dtype), *extra)
 
 
 def _upcast(t):
     return t.float() if t.dtype in _HALF else t
 
 
-def exp_p(x):
+def _fast(x, *tensors):
+    """True when the in-place (``*_nograd``) code may run: autograd is not recording, no torch.func transform
+    or compiler is tracing, and every tensor has x's dtype and broadcasts to x's shape."""
+    if torch.is_grad_enabled() or torch.compiler.is_compiling() or torch._C._are_functorch_transforms_active():
+        return False
+    return all(t.dtype == x.dtype for t in tensors) and torch.broadcast_shapes(x.shape, *(t.shape for t in tensors)) == x.shape
+
+
+def _kernel(backend, fn, fn_nograd, *tensors):
+    """What to run: the differentiable ``fn`` when ``_fast`` says no; else ``fn_nograd`` (backend "eager") or
+    ``fn`` compiled with torch.compile on first use (backend "compile")."""
+    if not _fast(*tensors):
+        return fn
+    if backend == "compile":
+        if fn not in _COMPILED:
+            _COMPILED[fn] = torch.compile(fn)
+        return _COMPILED[fn]
+    return fn_nograd
+
+
+def _check_backend(backend):
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    return backend
+
+
+def exp_p(x, backend="eager"):
     """Functional exp_p; parameters may be numbers or tensors broadcastable against x."""
-    return ExPFunction.apply(x)
+    return ExPFunction.apply(x, _check_backend(backend))
 
 
 class ExP(torch.nn.Module):
     """ExP sign(x)(1 - e^-|x|) as a module.
+
+    backend: "eager" (in-place torch ops when autograd is not recording) or "compile" (torch.compile of
+    the same code, compiled on first use); double backward always runs the differentiable eager code.
     """
 
-    def __init__(self, num_parameters=1):
+    def __init__(self, num_parameters=1, backend="eager"):
         """num_parameters is accepted (and ignored) so every activation module has the same interface."""
         super().__init__()
+        self.backend = _check_backend(backend)
 
     def forward(self, x):
-        return ExPFunction.apply(x)
+        return ExPFunction.apply(x, self.backend)
+
+    def extra_repr(self):
+        return f"backend={self.backend}"

@@ -7,7 +7,7 @@
 # f(x)         Piecewise((x, x >= 0), (x*exp(a)/(-x + exp(a)), True))
 # df/dx        Piecewise((1, x >= 0), (exp(2*a)/(x - exp(a))**2, True))
 # df/da        Piecewise((0, x >= 0), (-x**2*exp(a)/(x - exp(a))**2, True))
-# ops          forward 6, backward 14 (after CSE)
+# ops          forward 6, backward 16 (after CSE)
 # hash         ea65ef5d860efd33
 # --------------------------------------------------------------------------------------------------------
 """Exponential: x for x >= 0, e^a x/(e^a - x) below (learnable a): generated PyTorch activation ``Exponential``."""
@@ -21,6 +21,11 @@ SOURCE_HASH = "ea65ef5d860efd33"
 PARAMS = {"a": 0.0}
 LEARNABLE = ("a", )
 _HALF = (torch.float16, torch.bfloat16)
+BACKENDS = ("eager", "compile")
+_COMPILED = {}  # function -> torch.compile'd function (backend "compile")
+
+
+# ---------------------------------------- out of place: differentiable (double backward, torch.func, torch.compile)
 
 
 def exponential_value(x, a):
@@ -37,7 +42,7 @@ def exponential_grad_x(grad, x, a):
     m0 = (x >= 0)
     m1 = ~(m0)
     xs0 = torch.where(m1, x, -0.5)
-    return grad * (torch.where(m0, 1, torch.exp(2*a)/torch.square(xs0 - torch.exp(a))))
+    return torch.where(m0, 1, torch.exp(a*2)/torch.square(xs0 - torch.exp(a)))*grad
 
 
 def exponential_grad_all(grad, x, a):
@@ -46,38 +51,115 @@ def exponential_grad_all(grad, x, a):
     m1 = ~(m0)
     xs0 = torch.where(m1, x, -0.5)
     t0 = torch.exp(a)
-    t1 = torch.reciprocal(torch.square(-t0 + xs0))
-    return (grad * (torch.where(m0, 1, t1*torch.exp(2*a))), grad * (torch.where(m0, 0, -t0*t1*torch.square(xs0))))
+    t1 = torch.reciprocal(torch.square(xs0 - t0))
+    return (torch.where(m0, 1, torch.exp(a*2)*t1)*grad, torch.where(m0, 0, -torch.square(xs0)*t0*t1)*grad)
+
+
+# ---------------------------------------- in place: the same operations, run while autograd is not recording
+# (buffers are allocated once and mutated; inputs are never written)
+
+
+def exponential_value_nograd(x, a):
+    """Same result as exponential_value, computed in place on buffers it allocates; not differentiable."""
+    m0 = x >= 0
+    m1 = ~(m0)
+    xs0 = torch.where(m1, x, -0.5)
+    t0 = torch.exp(a)
+    out = t0 * xs0
+    b0 = torch.sub(t0, xs0, out=xs0)
+    out.div_(b0)
+    torch.where(m0, x, out, out=out)
+    return out
+
+
+def exponential_grad_x_nograd(grad, x, a):
+    """Same result as exponential_grad_x, computed in place on buffers it allocates; not differentiable."""
+    m0 = x >= 0
+    m1 = ~(m0)
+    xs0 = torch.where(m1, x, -0.5)
+    out = xs0.sub_(torch.exp(a)).square_()
+    torch.div(torch.exp(a*2), out, out=out)
+    out.masked_fill_(m0, 1).mul_(grad)
+    return out
+
+
+def exponential_grad_all_nograd(grad, x, a):
+    """Same result as exponential_grad_all, computed in place on buffers it allocates; not differentiable."""
+    m0 = x >= 0
+    m1 = ~(m0)
+    xs0 = torch.where(m1, x, -0.5)
+    t0 = torch.exp(a)
+    t1 = (xs0 - t0).square_().reciprocal_()
+    out0 = (torch.exp(a*2) * t1).masked_fill_(m0, 1).mul_(grad)
+    out1 = xs0.square_().mul_(t0).mul_(t1).neg_().masked_fill_(m0, 0).mul_(grad)
+    return (out0, out1)
 
 
 class ExponentialFunction(torch.autograd.Function):
-    """Autograd function for exponential: saves only the input and the parameters."""
+    """Autograd function for exponential: saves only the input and the parameters.
+
+    ``apply(x, a[, backend])``; backend is one of BACKENDS (default "eager"). Backward picks the
+    differentiable out-of-place code when autograd records it (create_graph=True: double backward).
+    """
 
     generate_vmap_rule = True
 
     @staticmethod
-    def forward(x, a):
-        return exponential_value(_upcast(x), _upcast(a)).to(x.dtype)
+    def forward(x, a, backend="eager"):
+        x_, a_ = _upcast(x), _upcast(a)
+        value = _kernel(backend, exponential_value, exponential_value_nograd, x_, a_)
+        return value(x_, a_).to(x.dtype)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        ctx.save_for_backward(*inputs)
+        ctx.save_for_backward(*inputs[:2])
+        ctx.backend = inputs[2] if len(inputs) > 2 else "eager"
 
     @staticmethod
     def backward(ctx, grad):
         x, a = ctx.saved_tensors
+        extra = (None,) * (len(ctx.needs_input_grad) - 2)
+        grad_, x_, a_ = _upcast(grad), _upcast(x), _upcast(a)
         if not any(ctx.needs_input_grad[1:]):
-            gx = exponential_grad_x(_upcast(grad), _upcast(x), _upcast(a))
-            return gx.to(x.dtype), None
-        gx, g_a = exponential_grad_all(_upcast(grad), _upcast(x), _upcast(a))
+            grad_x = _kernel(ctx.backend, exponential_grad_x, exponential_grad_x_nograd, x_, a_, grad_)
+            return (grad_x(grad_, x_, a_).to(x.dtype), None, *extra)
+        grad_all = _kernel(ctx.backend, exponential_grad_all, exponential_grad_all_nograd, x_, a_, grad_)
+        gx, g_a = grad_all(grad_, x_, a_)
         return (
             gx.to(x.dtype) if ctx.needs_input_grad[0] else None,
             g_a.sum_to_size(a.shape).to(a.dtype) if ctx.needs_input_grad[1] else None,
+            *extra,
         )
 
 
 def _upcast(t):
     return t.float() if t.dtype in _HALF else t
+
+
+def _fast(x, *tensors):
+    """True when the in-place (``*_nograd``) code may run: autograd is not recording, no torch.func transform
+    or compiler is tracing, and every tensor has x's dtype and broadcasts to x's shape."""
+    if torch.is_grad_enabled() or torch.compiler.is_compiling() or torch._C._are_functorch_transforms_active():
+        return False
+    return all(t.dtype == x.dtype for t in tensors) and torch.broadcast_shapes(x.shape, *(t.shape for t in tensors)) == x.shape
+
+
+def _kernel(backend, fn, fn_nograd, *tensors):
+    """What to run: the differentiable ``fn`` when ``_fast`` says no; else ``fn_nograd`` (backend "eager") or
+    ``fn`` compiled with torch.compile on first use (backend "compile")."""
+    if not _fast(*tensors):
+        return fn
+    if backend == "compile":
+        if fn not in _COMPILED:
+            _COMPILED[fn] = torch.compile(fn)
+        return _COMPILED[fn]
+    return fn_nograd
+
+
+def _check_backend(backend):
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    return backend
 
 
 def _as_tensor(p, x):
@@ -93,9 +175,9 @@ def _channel_view(p, x):
     return p.view([1, -1] + [1] * (x.dim() - 2))
 
 
-def exponential(x, a=0.0):
+def exponential(x, a=0.0, backend="eager"):
     """Functional exponential; parameters may be numbers or tensors broadcastable against x."""
-    return ExponentialFunction.apply(x, _as_tensor(a, x))
+    return ExponentialFunction.apply(x, _as_tensor(a, x), _check_backend(backend))
 
 
 class Exponential(torch.nn.Module):
@@ -104,11 +186,15 @@ class Exponential(torch.nn.Module):
     num_parameters: 1 shares each parameter across the layer; C gives one per channel (dim 1), like
     ``nn.PReLU(num_parameters=C)``. learnable: names of the parameters to train (default: LEARNABLE);
     the others are buffers.
+
+    backend: "eager" (in-place torch ops when autograd is not recording) or "compile" (torch.compile of
+    the same code, compiled on first use); double backward always runs the differentiable eager code.
     """
 
-    def __init__(self, num_parameters=1, a=0.0, learnable=LEARNABLE):
+    def __init__(self, num_parameters=1, a=0.0, learnable=LEARNABLE, backend="eager"):
         super().__init__()
         self.num_parameters = num_parameters
+        self.backend = _check_backend(backend)
         value = torch.full((num_parameters,), float(a))
         if "a" in learnable:
             self.a = torch.nn.Parameter(value)
@@ -116,7 +202,7 @@ class Exponential(torch.nn.Module):
             self.register_buffer("a", value)
 
     def forward(self, x):
-        return ExponentialFunction.apply(x, _channel_view(self.a, x))
+        return ExponentialFunction.apply(x, _channel_view(self.a, x), self.backend)
 
     def extra_repr(self):
-        return f"num_parameters={self.num_parameters}, a={self.a.tolist()}"
+        return f"num_parameters={self.num_parameters}, a={self.a.tolist()}, backend={self.backend}"

@@ -5,7 +5,7 @@
 # source       x*(1 + erf(x/sqrt(2)))/2
 # f(x)         x*(erf(sqrt(2)*x/2) + 1)/2
 # df/dx        sqrt(2)*x*exp(-x**2/2)/(2*sqrt(pi)) + erf(sqrt(2)*x/2)/2 + 1/2
-# ops          forward 7, backward 16 (after CSE)
+# ops          forward 8, backward 17 (after CSE)
 # hash         7c2d1d7171f4ec44
 # --------------------------------------------------------------------------------------------------------
 """Gaussian error linear unit (erf form): generated PyTorch activation ``GELU``."""
@@ -19,57 +19,122 @@ SOURCE_HASH = "7c2d1d7171f4ec44"
 PARAMS = {}
 LEARNABLE = ()
 _HALF = (torch.float16, torch.bfloat16)
+BACKENDS = ("eager", "compile")
+_COMPILED = {}  # function -> torch.compile'd function (backend "compile")
+
+
+# ---------------------------------------- out of place: differentiable (double backward, torch.func, torch.compile)
 
 
 def gelu_value(x):
     """f(x) on tensors (parameters broadcastable against x)."""
-    t0 = x/2
-    return t0*(torch.erf(1.4142135623730951*t0) + 1)
+    return (torch.erf(x*0.7071067811865476) + 1)*x*0.5
 
 
 def gelu_grad_x(grad, x):
     """grad * df/dx."""
-    t0 = 1.4142135623730951*x/2
-    return grad * (t0*torch.exp(-torch.square(x)/2)/1.772453850905516 + torch.erf(t0)/2 + 0.5)
+    t0 = x*0.7071067811865476
+    return (torch.erf(t0)*0.5 + torch.exp(torch.square(x)*-0.5)*t0*0.5641895835477563 + 0.5)*grad
+
+
+# ---------------------------------------- in place: the same operations, run while autograd is not recording
+# (buffers are allocated once and mutated; inputs are never written)
+
+
+def gelu_value_nograd(x):
+    """Same result as gelu_value, computed in place on buffers it allocates; not differentiable."""
+    return (x * 0.7071067811865476).erf_().add_(1).mul_(x).mul_(0.5)
+
+
+def gelu_grad_x_nograd(grad, x):
+    """Same result as gelu_grad_x, computed in place on buffers it allocates; not differentiable."""
+    t0 = x * 0.7071067811865476
+    out = torch.erf(t0).mul_(0.5)
+    b0 = torch.square(x).mul_(-0.5).exp_().mul_(t0).mul_(0.5641895835477563)
+    out.add_(b0).add_(0.5).mul_(grad)
+    return out
 
 
 class GELUFunction(torch.autograd.Function):
-    """Autograd function for gelu: saves only the input and the parameters."""
+    """Autograd function for gelu: saves only the input and the parameters.
+
+    ``apply(x[, backend])``; backend is one of BACKENDS (default "eager"). Backward picks the
+    differentiable out-of-place code when autograd records it (create_graph=True: double backward).
+    """
 
     generate_vmap_rule = True
 
     @staticmethod
-    def forward(x):
-        return gelu_value(_upcast(x)).to(x.dtype)
+    def forward(x, backend="eager"):
+        x_ = _upcast(x)
+        value = _kernel(backend, gelu_value, gelu_value_nograd, x_)
+        return value(x_).to(x.dtype)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        ctx.save_for_backward(*inputs)
+        ctx.save_for_backward(*inputs[:1])
+        ctx.backend = inputs[1] if len(inputs) > 1 else "eager"
 
     @staticmethod
     def backward(ctx, grad):
         (x,) = ctx.saved_tensors
+        extra = (None,) * (len(ctx.needs_input_grad) - 1)
+        grad_, x_ = _upcast(grad), _upcast(x)
         if not ctx.needs_input_grad[0]:
-            return None
-        return gelu_grad_x(_upcast(grad), _upcast(x)).to(x.dtype)
+            return (None, *extra)
+        grad_x = _kernel(ctx.backend, gelu_grad_x, gelu_grad_x_nograd, x_, grad_)
+        return (grad_x(grad_, x_).to(x.dtype), *extra)
 
 
 def _upcast(t):
     return t.float() if t.dtype in _HALF else t
 
 
-def gelu(x):
+def _fast(x, *tensors):
+    """True when the in-place (``*_nograd``) code may run: autograd is not recording, no torch.func transform
+    or compiler is tracing, and every tensor has x's dtype and broadcasts to x's shape."""
+    if torch.is_grad_enabled() or torch.compiler.is_compiling() or torch._C._are_functorch_transforms_active():
+        return False
+    return all(t.dtype == x.dtype for t in tensors) and torch.broadcast_shapes(x.shape, *(t.shape for t in tensors)) == x.shape
+
+
+def _kernel(backend, fn, fn_nograd, *tensors):
+    """What to run: the differentiable ``fn`` when ``_fast`` says no; else ``fn_nograd`` (backend "eager") or
+    ``fn`` compiled with torch.compile on first use (backend "compile")."""
+    if not _fast(*tensors):
+        return fn
+    if backend == "compile":
+        if fn not in _COMPILED:
+            _COMPILED[fn] = torch.compile(fn)
+        return _COMPILED[fn]
+    return fn_nograd
+
+
+def _check_backend(backend):
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    return backend
+
+
+def gelu(x, backend="eager"):
     """Functional gelu; parameters may be numbers or tensors broadcastable against x."""
-    return GELUFunction.apply(x)
+    return GELUFunction.apply(x, _check_backend(backend))
 
 
 class GELU(torch.nn.Module):
     """Gaussian error linear unit (erf form) as a module.
+
+    backend: "eager" (in-place torch ops when autograd is not recording) or "compile" (torch.compile of
+    the same code, compiled on first use); double backward always runs the differentiable eager code.
     """
 
-    def __init__(self, num_parameters=1):
+    def __init__(self, num_parameters=1, backend="eager"):
         """num_parameters is accepted (and ignored) so every activation module has the same interface."""
         super().__init__()
+        self.backend = _check_backend(backend)
 
     def forward(self, x):
-        return GELUFunction.apply(x)
+        return GELUFunction.apply(x, self.backend)
+
+    def extra_repr(self):
+        return f"backend={self.backend}"

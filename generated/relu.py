@@ -5,7 +5,7 @@
 # source       relu(x)
 # f(x)         Piecewise((0, x <= 0), (x, True))
 # df/dx        Piecewise((0, x <= 0), (1, True))
-# ops          forward 1, backward 1 (after CSE)
+# ops          forward 1, backward 2 (after CSE)
 # hash         ad9356d9659812d4
 # --------------------------------------------------------------------------------------------------------
 """Rectified linear unit: generated PyTorch activation ``ReLU``."""
@@ -19,59 +19,121 @@ SOURCE_HASH = "ad9356d9659812d4"
 PARAMS = {}
 LEARNABLE = ()
 _HALF = (torch.float16, torch.bfloat16)
+BACKENDS = ("eager", "compile")
+_COMPILED = {}  # function -> torch.compile'd function (backend "compile")
+
+
+# ---------------------------------------- out of place: differentiable (double backward, torch.func, torch.compile)
 
 
 def relu_value(x):
     """f(x) on tensors (parameters broadcastable against x)."""
     m0 = (x <= 0)
-    m1 = ~(m0)
     return torch.where(m0, 0, x)
 
 
 def relu_grad_x(grad, x):
     """grad * df/dx."""
     m0 = (x <= 0)
-    m1 = ~(m0)
-    return grad * (torch.where(m0, 0, 1).to(x.dtype))
+    return torch.where(m0, 0, 1).to(x.dtype)*grad
+
+
+# ---------------------------------------- in place: the same operations, run while autograd is not recording
+# (buffers are allocated once and mutated; inputs are never written)
+
+
+def relu_value_nograd(x):
+    """Same result as relu_value, computed in place on buffers it allocates; not differentiable."""
+    m0 = x <= 0
+    return torch.where(m0, 0, x)
+
+
+def relu_grad_x_nograd(grad, x):
+    """Same result as relu_grad_x, computed in place on buffers it allocates; not differentiable."""
+    m0 = x <= 0
+    return torch.where(m0, 0, 1).to(x.dtype).mul_(grad)
 
 
 class ReLUFunction(torch.autograd.Function):
-    """Autograd function for relu: saves only the input and the parameters."""
+    """Autograd function for relu: saves only the input and the parameters.
+
+    ``apply(x[, backend])``; backend is one of BACKENDS (default "eager"). Backward picks the
+    differentiable out-of-place code when autograd records it (create_graph=True: double backward).
+    """
 
     generate_vmap_rule = True
 
     @staticmethod
-    def forward(x):
-        return relu_value(_upcast(x)).to(x.dtype)
+    def forward(x, backend="eager"):
+        x_ = _upcast(x)
+        value = _kernel(backend, relu_value, relu_value_nograd, x_)
+        return value(x_).to(x.dtype)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        ctx.save_for_backward(*inputs)
+        ctx.save_for_backward(*inputs[:1])
+        ctx.backend = inputs[1] if len(inputs) > 1 else "eager"
 
     @staticmethod
     def backward(ctx, grad):
         (x,) = ctx.saved_tensors
+        extra = (None,) * (len(ctx.needs_input_grad) - 1)
+        grad_, x_ = _upcast(grad), _upcast(x)
         if not ctx.needs_input_grad[0]:
-            return None
-        return relu_grad_x(_upcast(grad), _upcast(x)).to(x.dtype)
+            return (None, *extra)
+        grad_x = _kernel(ctx.backend, relu_grad_x, relu_grad_x_nograd, x_, grad_)
+        return (grad_x(grad_, x_).to(x.dtype), *extra)
 
 
 def _upcast(t):
     return t.float() if t.dtype in _HALF else t
 
 
-def relu(x):
+def _fast(x, *tensors):
+    """True when the in-place (``*_nograd``) code may run: autograd is not recording, no torch.func transform
+    or compiler is tracing, and every tensor has x's dtype and broadcasts to x's shape."""
+    if torch.is_grad_enabled() or torch.compiler.is_compiling() or torch._C._are_functorch_transforms_active():
+        return False
+    return all(t.dtype == x.dtype for t in tensors) and torch.broadcast_shapes(x.shape, *(t.shape for t in tensors)) == x.shape
+
+
+def _kernel(backend, fn, fn_nograd, *tensors):
+    """What to run: the differentiable ``fn`` when ``_fast`` says no; else ``fn_nograd`` (backend "eager") or
+    ``fn`` compiled with torch.compile on first use (backend "compile")."""
+    if not _fast(*tensors):
+        return fn
+    if backend == "compile":
+        if fn not in _COMPILED:
+            _COMPILED[fn] = torch.compile(fn)
+        return _COMPILED[fn]
+    return fn_nograd
+
+
+def _check_backend(backend):
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    return backend
+
+
+def relu(x, backend="eager"):
     """Functional relu; parameters may be numbers or tensors broadcastable against x."""
-    return ReLUFunction.apply(x)
+    return ReLUFunction.apply(x, _check_backend(backend))
 
 
 class ReLU(torch.nn.Module):
     """Rectified linear unit as a module.
+
+    backend: "eager" (in-place torch ops when autograd is not recording) or "compile" (torch.compile of
+    the same code, compiled on first use); double backward always runs the differentiable eager code.
     """
 
-    def __init__(self, num_parameters=1):
+    def __init__(self, num_parameters=1, backend="eager"):
         """num_parameters is accepted (and ignored) so every activation module has the same interface."""
         super().__init__()
+        self.backend = _check_backend(backend)
 
     def forward(self, x):
-        return ReLUFunction.apply(x)
+        return ReLUFunction.apply(x, self.backend)
+
+    def extra_repr(self):
+        return f"backend={self.backend}"

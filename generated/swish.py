@@ -21,56 +21,126 @@ SOURCE_HASH = "3a969c408b439288"
 PARAMS = {"beta": 1.0}
 LEARNABLE = ("beta", )
 _HALF = (torch.float16, torch.bfloat16)
+BACKENDS = ("eager", "compile")
+_COMPILED = {}  # function -> torch.compile'd function (backend "compile")
+
+
+# ---------------------------------------- out of place: differentiable (double backward, torch.func, torch.compile)
 
 
 def swish_value(x, beta):
     """f(x) on tensors (parameters broadcastable against x)."""
-    return x*torch.sigmoid(beta*x)
+    return torch.sigmoid(beta*x)*x
 
 
 def swish_grad_x(grad, x, beta):
     """grad * df/dx."""
     t0 = beta*x
     t1 = torch.sigmoid(t0)
-    return grad * (t1*(-t0*(t1 - 1) + 1))
+    return ((1 - t1)*t0 + 1)*t1*grad
 
 
 def swish_grad_all(grad, x, beta):
     """(grad * df/dx, grad * df/dp for every parameter), not yet reduced to the parameter shapes."""
     t0 = beta*x
     t1 = torch.sigmoid(t0)
-    t2 = t1 - 1
-    return (grad * (t1*(-t0*t2 + 1)), grad * (-t1*t2*torch.square(x)))
+    t2 = 1 - t1
+    t3 = t1*grad
+    return ((t0*t2 + 1)*t3, torch.square(x)*t2*t3)
+
+
+# ---------------------------------------- in place: the same operations, run while autograd is not recording
+# (buffers are allocated once and mutated; inputs are never written)
+
+
+def swish_value_nograd(x, beta):
+    """Same result as swish_value, computed in place on buffers it allocates; not differentiable."""
+    return (beta * x).sigmoid_().mul_(x)
+
+
+def swish_grad_x_nograd(grad, x, beta):
+    """Same result as swish_grad_x, computed in place on buffers it allocates; not differentiable."""
+    t0 = beta * x
+    t1 = torch.sigmoid(t0)
+    return (1 - t1).mul_(t0).add_(1).mul_(t1).mul_(grad)
+
+
+def swish_grad_all_nograd(grad, x, beta):
+    """Same result as swish_grad_all, computed in place on buffers it allocates; not differentiable."""
+    t0 = beta * x
+    t1 = torch.sigmoid(t0)
+    t2 = 1 - t1
+    t3 = t1.mul_(grad)
+    out0 = t0.mul_(t2).add_(1).mul_(t3)
+    out1 = torch.square(x).mul_(t2).mul_(t3)
+    return (out0, out1)
 
 
 class SwishFunction(torch.autograd.Function):
-    """Autograd function for swish: saves only the input and the parameters."""
+    """Autograd function for swish: saves only the input and the parameters.
+
+    ``apply(x, beta[, backend])``; backend is one of BACKENDS (default "eager"). Backward picks the
+    differentiable out-of-place code when autograd records it (create_graph=True: double backward).
+    """
 
     generate_vmap_rule = True
 
     @staticmethod
-    def forward(x, beta):
-        return swish_value(_upcast(x), _upcast(beta)).to(x.dtype)
+    def forward(x, beta, backend="eager"):
+        x_, beta_ = _upcast(x), _upcast(beta)
+        value = _kernel(backend, swish_value, swish_value_nograd, x_, beta_)
+        return value(x_, beta_).to(x.dtype)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        ctx.save_for_backward(*inputs)
+        ctx.save_for_backward(*inputs[:2])
+        ctx.backend = inputs[2] if len(inputs) > 2 else "eager"
 
     @staticmethod
     def backward(ctx, grad):
         x, beta = ctx.saved_tensors
+        extra = (None,) * (len(ctx.needs_input_grad) - 2)
+        grad_, x_, beta_ = _upcast(grad), _upcast(x), _upcast(beta)
         if not any(ctx.needs_input_grad[1:]):
-            gx = swish_grad_x(_upcast(grad), _upcast(x), _upcast(beta))
-            return gx.to(x.dtype), None
-        gx, g_beta = swish_grad_all(_upcast(grad), _upcast(x), _upcast(beta))
+            grad_x = _kernel(ctx.backend, swish_grad_x, swish_grad_x_nograd, x_, beta_, grad_)
+            return (grad_x(grad_, x_, beta_).to(x.dtype), None, *extra)
+        grad_all = _kernel(ctx.backend, swish_grad_all, swish_grad_all_nograd, x_, beta_, grad_)
+        gx, g_beta = grad_all(grad_, x_, beta_)
         return (
             gx.to(x.dtype) if ctx.needs_input_grad[0] else None,
             g_beta.sum_to_size(beta.shape).to(beta.dtype) if ctx.needs_input_grad[1] else None,
+            *extra,
         )
 
 
 def _upcast(t):
     return t.float() if t.dtype in _HALF else t
+
+
+def _fast(x, *tensors):
+    """True when the in-place (``*_nograd``) code may run: autograd is not recording, no torch.func transform
+    or compiler is tracing, and every tensor has x's dtype and broadcasts to x's shape."""
+    if torch.is_grad_enabled() or torch.compiler.is_compiling() or torch._C._are_functorch_transforms_active():
+        return False
+    return all(t.dtype == x.dtype for t in tensors) and torch.broadcast_shapes(x.shape, *(t.shape for t in tensors)) == x.shape
+
+
+def _kernel(backend, fn, fn_nograd, *tensors):
+    """What to run: the differentiable ``fn`` when ``_fast`` says no; else ``fn_nograd`` (backend "eager") or
+    ``fn`` compiled with torch.compile on first use (backend "compile")."""
+    if not _fast(*tensors):
+        return fn
+    if backend == "compile":
+        if fn not in _COMPILED:
+            _COMPILED[fn] = torch.compile(fn)
+        return _COMPILED[fn]
+    return fn_nograd
+
+
+def _check_backend(backend):
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    return backend
 
 
 def _as_tensor(p, x):
@@ -86,9 +156,9 @@ def _channel_view(p, x):
     return p.view([1, -1] + [1] * (x.dim() - 2))
 
 
-def swish(x, beta=1.0):
+def swish(x, beta=1.0, backend="eager"):
     """Functional swish; parameters may be numbers or tensors broadcastable against x."""
-    return SwishFunction.apply(x, _as_tensor(beta, x))
+    return SwishFunction.apply(x, _as_tensor(beta, x), _check_backend(backend))
 
 
 class Swish(torch.nn.Module):
@@ -97,11 +167,15 @@ class Swish(torch.nn.Module):
     num_parameters: 1 shares each parameter across the layer; C gives one per channel (dim 1), like
     ``nn.PReLU(num_parameters=C)``. learnable: names of the parameters to train (default: LEARNABLE);
     the others are buffers.
+
+    backend: "eager" (in-place torch ops when autograd is not recording) or "compile" (torch.compile of
+    the same code, compiled on first use); double backward always runs the differentiable eager code.
     """
 
-    def __init__(self, num_parameters=1, beta=1.0, learnable=LEARNABLE):
+    def __init__(self, num_parameters=1, beta=1.0, learnable=LEARNABLE, backend="eager"):
         super().__init__()
         self.num_parameters = num_parameters
+        self.backend = _check_backend(backend)
         value = torch.full((num_parameters,), float(beta))
         if "beta" in learnable:
             self.beta = torch.nn.Parameter(value)
@@ -109,7 +183,7 @@ class Swish(torch.nn.Module):
             self.register_buffer("beta", value)
 
     def forward(self, x):
-        return SwishFunction.apply(x, _channel_view(self.beta, x))
+        return SwishFunction.apply(x, _channel_view(self.beta, x), self.backend)
 
     def extra_repr(self):
-        return f"num_parameters={self.num_parameters}, beta={self.beta.tolist()}"
+        return f"num_parameters={self.num_parameters}, beta={self.beta.tolist()}, backend={self.backend}"

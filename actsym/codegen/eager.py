@@ -13,6 +13,7 @@ import textwrap
 import sympy as sp
 
 from actsym import __version__
+from actsym.codegen.inplace import inplace_lines
 from actsym.codegen.lower import Program, lower
 from actsym.derivation import Derivation
 
@@ -38,9 +39,10 @@ def render(d: Derivation) -> str:
     pnames = list(spec.params)
     init_subs = d.init_subs()
     sig = ", ".join(["x", *pnames])
+    grad = sp.Symbol("grad", real=True)
     fwd = lower([("y", d.patched["f"])], x, init_subs)
-    gx = lower([("gx", d.patched["x"])], x, init_subs)
-    gall = lower([("gx", d.patched["x"]), *[(f"g_{p}", d.patched[p]) for p in pnames]], x, init_subs)
+    gx = lower([("gx", d.patched["x"])], x, init_subs, scale=grad)
+    gall = lower([("gx", d.patched["x"]), *[(f"g_{p}", d.patched[p]) for p in pnames]], x, init_subs, scale=grad)
 
     lines: list[str] = []
     lines += ["# " + "-" * (HEADER_WIDTH - 2)]
@@ -69,23 +71,38 @@ def render(d: Derivation) -> str:
     lines += [f'SOURCE_HASH = "{spec.source_hash(GENERATOR)}"']
     lines += ["PARAMS = {" + ", ".join(f'"{k}": {v.init!r}' for k, v in spec.params.items()) + "}"]
     lines += ["LEARNABLE = (" + "".join(f'"{k}", ' for k, v in spec.params.items() if v.learnable) + ")"]
-    lines += ["_HALF = (torch.float16, torch.bfloat16)", "", ""]
+    lines += ["_HALF = (torch.float16, torch.bfloat16)"]
+    lines += ['BACKENDS = ("eager", "compile")', "_COMPILED = {}  # function -> torch.compile'd function (backend \"compile\")", "", ""]
 
+    lines += ["# " + "-" * 40 + " out of place: differentiable (double backward, torch.func, torch.compile)"]
+    lines += ["", ""]
     lines += [f"def {spec.name}_value({sig}):", '    """f(x) on tensors (parameters broadcastable against x)."""']
     lines += _body(fwd)
     lines += [f"    return {fwd.output_code()['y']}", "", ""]
 
     lines += [f"def {spec.name}_grad_x(grad, {sig}):", '    """grad * df/dx."""']
     lines += _body(gx)
-    lines += [f"    return grad * ({gx.output_code()['gx']})", "", ""]
+    lines += [f"    return {gx.output_code()['gx']}", "", ""]
 
     if pnames:
         outs = gall.output_code()
         lines += [f"def {spec.name}_grad_all(grad, {sig}):"]
         lines += ['    """(grad * df/dx, grad * df/dp for every parameter), not yet reduced to the parameter shapes."""']
         lines += _body(gall)
-        rets = ", ".join(f"grad * ({outs[k]})" for k, _ in gall.outputs)
+        rets = ", ".join(outs[k] for k, _ in gall.outputs)
         lines += [f"    return ({rets})", "", ""]
+
+    lines += ["# " + "-" * 40 + " in place: the same operations, run while autograd is not recording"]
+    lines += ["# (buffers are allocated once and mutated; inputs are never written)", "", ""]
+    full, params = ("x", "grad"), tuple(pnames)
+    doc = '    """Same result as {0}, computed in place on buffers it allocates; not differentiable."""'
+    lines += [f"def {spec.name}_value_nograd({sig}):", doc.format(f"{spec.name}_value")]
+    lines += ["    " + ln for ln in inplace_lines(fwd, full, params)] + ["", ""]
+    lines += [f"def {spec.name}_grad_x_nograd(grad, {sig}):", doc.format(f"{spec.name}_grad_x")]
+    lines += ["    " + ln for ln in inplace_lines(gx, full, params)] + ["", ""]
+    if pnames:
+        lines += [f"def {spec.name}_grad_all_nograd(grad, {sig}):", doc.format(f"{spec.name}_grad_all")]
+        lines += ["    " + ln for ln in inplace_lines(gall, full, params)] + ["", ""]
 
     lines += _function_class(spec.name, spec.class_name, pnames)
     lines += _functional_and_module(spec)
@@ -93,31 +110,42 @@ def render(d: Derivation) -> str:
 
 
 def _function_class(name: str, cname: str, pnames: list[str]) -> list[str]:
+    n = 1 + len(pnames)
     sig = ", ".join(["x", *pnames])
-    up = ", ".join(f"_upcast({p})" for p in ["x", *pnames])
+    up_names = ", ".join(f"{p}_" for p in ["x", *pnames])
     lines = [
         f"class {cname}Function(torch.autograd.Function):",
-        f'    """Autograd function for {name}: saves only the input and the parameters."""',
+        f'    """Autograd function for {name}: saves only the input and the parameters.',
+        "",
+        f"    ``apply({sig}[, backend])``; backend is one of BACKENDS (default \"eager\"). Backward picks the",
+        "    differentiable out-of-place code when autograd records it (create_graph=True: double backward).",
+        '    """',
         "",
         "    generate_vmap_rule = True",
         "",
         "    @staticmethod",
-        f"    def forward({sig}):",
-        f"        return {name}_value({up}).to(x.dtype)",
+        f'    def forward({sig}, backend="eager"):',
+        f"        {up_names} = {', '.join(f'_upcast({p})' for p in ['x', *pnames])}",
+        f"        value = _kernel(backend, {name}_value, {name}_value_nograd, {up_names})",
+        f"        return value({up_names}).to(x.dtype)",
         "",
         "    @staticmethod",
         "    def setup_context(ctx, inputs, output):",
-        "        ctx.save_for_backward(*inputs)",
+        f"        ctx.save_for_backward(*inputs[:{n}])",
+        f'        ctx.backend = inputs[{n}] if len(inputs) > {n} else "eager"',
         "",
         "    @staticmethod",
         "    def backward(ctx, grad):",
         f"        {sig} = ctx.saved_tensors" if pnames else "        (x,) = ctx.saved_tensors",
+        f"        extra = (None,) * (len(ctx.needs_input_grad) - {n})",
+        f"        grad_, {up_names} = {', '.join(f'_upcast({p})' for p in ['grad', 'x', *pnames])}",
     ]
     if not pnames:
         lines += [
             "        if not ctx.needs_input_grad[0]:",
-            "            return None",
-            f"        return {name}_grad_x(_upcast(grad), {up}).to(x.dtype)",
+            "            return (None, *extra)",
+            f"        grad_x = _kernel(ctx.backend, {name}_grad_x, {name}_grad_x_nograd, x_, grad_)",
+            "        return (grad_x(grad_, x_).to(x.dtype), *extra)",
             "",
             "",
         ]
@@ -125,28 +153,56 @@ def _function_class(name: str, cname: str, pnames: list[str]) -> list[str]:
     none_tail = ", ".join(["None"] * len(pnames))
     lines += [
         "        if not any(ctx.needs_input_grad[1:]):",
-        f"            gx = {name}_grad_x(_upcast(grad), {up})",
-        f"            return gx.to(x.dtype), {none_tail}",
-        f"        gx, {', '.join('g_' + p for p in pnames)} = {name}_grad_all(_upcast(grad), {up})",
+        f"            grad_x = _kernel(ctx.backend, {name}_grad_x, {name}_grad_x_nograd, {up_names}, grad_)",
+        f"            return (grad_x(grad_, {up_names}).to(x.dtype), {none_tail}, *extra)",
+        f"        grad_all = _kernel(ctx.backend, {name}_grad_all, {name}_grad_all_nograd, {up_names}, grad_)",
+        f"        gx, {', '.join('g_' + p for p in pnames)} = grad_all(grad_, {up_names})",
         "        return (",
         "            gx.to(x.dtype) if ctx.needs_input_grad[0] else None,",
     ]
     for i, p in enumerate(pnames, start=1):
         lines += [f"            g_{p}.sum_to_size({p}.shape).to({p}.dtype) if ctx.needs_input_grad[{i}] else None,"]
-    lines += ["        )", "", ""]
+    lines += ["            *extra,", "        )", "", ""]
     return lines
+
+
+_RUNTIME = '''
+def _upcast(t):
+    return t.float() if t.dtype in _HALF else t
+
+
+def _fast(x, *tensors):
+    """True when the in-place (``*_nograd``) code may run: autograd is not recording, no torch.func transform
+    or compiler is tracing, and every tensor has x's dtype and broadcasts to x's shape."""
+    if torch.is_grad_enabled() or torch.compiler.is_compiling() or torch._C._are_functorch_transforms_active():
+        return False
+    return all(t.dtype == x.dtype for t in tensors) and torch.broadcast_shapes(x.shape, *(t.shape for t in tensors)) == x.shape
+
+
+def _kernel(backend, fn, fn_nograd, *tensors):
+    """What to run: the differentiable ``fn`` when ``_fast`` says no; else ``fn_nograd`` (backend "eager") or
+    ``fn`` compiled with torch.compile on first use (backend "compile")."""
+    if not _fast(*tensors):
+        return fn
+    if backend == "compile":
+        if fn not in _COMPILED:
+            _COMPILED[fn] = torch.compile(fn)
+        return _COMPILED[fn]
+    return fn_nograd
+
+
+def _check_backend(backend):
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    return backend
+'''
 
 
 def _functional_and_module(spec) -> list[str]:
     name, cname = spec.name, spec.class_name
     pnames = list(spec.params)
     kw = "".join(f", {p}={v.init!r}" for p, v in spec.params.items())
-    lines = [
-        "def _upcast(t):",
-        "    return t.float() if t.dtype in _HALF else t",
-        "",
-        "",
-    ]
+    lines = _RUNTIME.strip("\n").splitlines() + ["", ""]
     if pnames:
         lines += [
             "def _as_tensor(p, x):",
@@ -163,12 +219,12 @@ def _functional_and_module(spec) -> list[str]:
             "",
             "",
         ]
-    lines += [f"def {name}(x{kw}):", f'    """Functional {name}; parameters may be numbers or tensors broadcastable against x."""']
-    if pnames:
-        args = ", ".join(f"_as_tensor({p}, x)" for p in pnames)
-        lines += [f"    return {cname}Function.apply(x, {args})", "", ""]
-    else:
-        lines += [f"    return {cname}Function.apply(x)", "", ""]
+    lines += [
+        f'def {name}(x{kw}, backend="eager"):',
+        f'    """Functional {name}; parameters may be numbers or tensors broadcastable against x."""',
+    ]
+    args = "".join(f"_as_tensor({p}, x), " for p in pnames)
+    lines += [f"    return {cname}Function.apply(x, {args}_check_backend(backend))", "", ""]
 
     lines += [f"class {cname}(torch.nn.Module):", f'    """{spec.title} as a module.']
     if pnames:
@@ -178,10 +234,15 @@ def _functional_and_module(spec) -> list[str]:
             "    ``nn.PReLU(num_parameters=C)``. learnable: names of the parameters to train (default: LEARNABLE);",
             "    the others are buffers.",
         ]
+    lines += [
+        "",
+        '    backend: "eager" (in-place torch ops when autograd is not recording) or "compile" (torch.compile of',
+        "    the same code, compiled on first use); double backward always runs the differentiable eager code.",
+    ]
     lines += ['    """', ""]
     if pnames:
-        lines += [f"    def __init__(self, num_parameters=1{kw}, learnable=LEARNABLE):", "        super().__init__()"]
-        lines += ["        self.num_parameters = num_parameters"]
+        lines += [f'    def __init__(self, num_parameters=1{kw}, learnable=LEARNABLE, backend="eager"):']
+        lines += ["        super().__init__()", "        self.num_parameters = num_parameters", "        self.backend = _check_backend(backend)"]
         for p in pnames:
             lines += [
                 f"        value = torch.full((num_parameters,), float({p}))",
@@ -191,16 +252,20 @@ def _functional_and_module(spec) -> list[str]:
                 f'            self.register_buffer("{p}", value)',
             ]
         views = ", ".join(f"_channel_view(self.{p}, x)" for p in pnames)
-        lines += ["", "    def forward(self, x):", f"        return {cname}Function.apply(x, {views})", ""]
+        lines += ["", "    def forward(self, x):", f"        return {cname}Function.apply(x, {views}, self.backend)", ""]
         extra = ", ".join(f"{p}={{self.{p}.tolist()}}" for p in pnames) if pnames else ""
-        lines += ["    def extra_repr(self):", f'        return f"num_parameters={{self.num_parameters}}, {extra}"']
+        lines += ["    def extra_repr(self):", f'        return f"num_parameters={{self.num_parameters}}, {extra}, backend={{self.backend}}"']
     else:
         lines += [
-            "    def __init__(self, num_parameters=1):",
+            '    def __init__(self, num_parameters=1, backend="eager"):',
             '        """num_parameters is accepted (and ignored) so every activation module has the same interface."""',
             "        super().__init__()",
+            "        self.backend = _check_backend(backend)",
             "",
             "    def forward(self, x):",
-            f"        return {cname}Function.apply(x)",
+            f"        return {cname}Function.apply(x, self.backend)",
+            "",
+            "    def extra_repr(self):",
+            '        return f"backend={self.backend}"',
         ]
     return lines

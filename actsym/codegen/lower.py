@@ -3,12 +3,16 @@
 Two things happen here, once for all outputs together so they share work:
 
 1. **Safe Piecewise.** ``Piecewise((e0, c0), (e1, c1), ...)`` becomes masks ``m_k`` (branch k is *selected*:
-   c_k and no earlier condition), per-branch *safe inputs* ``xs_k = where(m_k, x, p_k)`` with ``p_k`` a point
-   inside branch k's region where e_k is finite, and ``where(m0, e0(xs_0), where(m1, e1(xs_1), ...))``.
-   The unselected branches are therefore evaluated only at harmless points and can put neither inf/NaN
-   into the value nor (through ``0 * inf``) into any gradient -- including double backward through the
-   generated backward. NaN inputs fail every condition, land in the last branch unmasked and stay NaN.
-2. **CSE** over all outputs with deterministic temporary names ``t0, t1, ...``.
+   c_k and no earlier condition), per-branch *safe inputs* ``xs_k`` and
+   ``where(m0, e0(xs_0), where(m1, e1(xs_1), ...))``. The unselected branches are therefore evaluated only at
+   harmless points and can put neither inf/NaN into the value nor (through ``0 * inf``) into any gradient --
+   including double backward through the generated backward. A safe input is ``clamp(x, lo, hi)`` when the
+   branch region is an interval and e_k and de_k/dx are finite at its finite ends for any parameter values
+   (no mask, cheap, NaN stays NaN); otherwise ``where(m_k, x, p_k)`` with ``p_k`` a point inside the region
+   where e_k is finite. NaN inputs fail every condition, land in the last branch and stay NaN.
+2. **CSE** over all outputs with deterministic temporary names ``t0, t1, ...``; temporaries that cost one
+   scalar operation (``x/2``, ``-xs0``) are substituted back (recomputing them in place is cheaper than a
+   buffer), and assignments nothing uses are dropped.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from dataclasses import dataclass, field
 
 import sympy as sp
 
-from actsym.codegen.printer import Select, Where, torch_code
+from actsym.codegen.printer import Clamp, Select, Where, torch_code
 from actsym.derive import branches, effective_regions, safe_point
 
 
@@ -41,8 +45,9 @@ class Program:
         return int(sum(sp.count_ops(e) for e in exprs if isinstance(e, sp.Expr)))
 
 
-def lower(outputs: list[tuple[str, sp.Expr]], x: sp.Symbol, init_subs: dict) -> Program:
-    """Lower the named outputs; ``init_subs`` maps parameter symbols to typical values (for safe points)."""
+def lower(outputs: list[tuple[str, sp.Expr]], x: sp.Symbol, init_subs: dict, scale: sp.Symbol | None = None) -> Program:
+    """Lower the named outputs; ``init_subs`` maps parameter symbols to typical values (for safe points);
+    ``scale`` (the incoming gradient) multiplies every output."""
     prog = Program()
     masks: dict[sp.Basic, sp.Symbol] = {}
     safe_inputs: dict[tuple[sp.Symbol, float], sp.Symbol] = {}
@@ -55,12 +60,11 @@ def lower(outputs: list[tuple[str, sp.Expr]], x: sp.Symbol, init_subs: dict) -> 
             prog.assignments.append((sym.name, cond))
         return masks[cond]
 
-    def safe_input(mask: sp.Symbol, point: float) -> sp.Symbol:
-        key = (mask, point)
+    def safe_input(key, expr: sp.Basic) -> sp.Symbol:
         if key not in safe_inputs:
             sym = sp.Symbol(f"xs{len(safe_inputs)}", real=True)
             safe_inputs[key] = sym
-            prog.assignments.append((sym.name, Select(mask, x, sp.Float(point))))
+            prog.assignments.append((sym.name, expr))
         return safe_inputs[key]
 
     for name, expr in outputs:
@@ -81,10 +85,16 @@ def lower(outputs: list[tuple[str, sp.Expr]], x: sp.Symbol, init_subs: dict) -> 
             if raw is not sp.true:
                 previous.append(raw)
             needs_mask = value.has(x) and not safe_everywhere(value, x)
-            p = safe_point(region, value, x, init_subs) if needs_mask else None
-            if needs_mask and p is None:
+            clamp = clamp_input(region, value, x, init_subs) if needs_mask else None
+            p = safe_point(region, value, x, init_subs) if needs_mask and clamp is None else None
+            if needs_mask and clamp is None and p is None:
                 prog.notes.append(f"{name}: no safe point for branch {cond}; evaluated unmasked")
-            v = value.subs(x, safe_input(m, p)) if p is not None else value
+            if clamp is not None:
+                v = value.subs(x, safe_input(clamp, clamp))
+            elif p is not None:
+                v = value.subs(x, safe_input((m, p), Select(m, x, sp.Float(p))))
+            else:
+                v = value
             pieces.append((m, v))
             selected.append(m)
         result = pieces[-1][1]
@@ -93,11 +103,110 @@ def lower(outputs: list[tuple[str, sp.Expr]], x: sp.Symbol, init_subs: dict) -> 
         lowered.append((name, result))
 
     names = [n for n, _ in lowered]
-    exprs = [e for _, e in lowered]
+    exprs = [_absorb_signs(e if scale is None else scale * e) for _, e in lowered]
     reps, reduced = sp.cse(exprs, symbols=sp.numbered_symbols("t"), order="canonical")
+    reps, reduced = _inline_cheap(reps, reduced)
     prog.assignments += [(s.name, e) for s, e in reps]
     prog.outputs = list(zip(names, reduced))
+    _drop_unused(prog)
     return prog
+
+
+def _absorb_signs(e: sp.Basic) -> sp.Basic:
+    """``-x*(t - 1)`` -> ``x*(1 - t)``: a negative product with a mostly-negative sum factor takes the sign
+    into the sum (exact: negation distributes exactly), saving a negation pass."""
+
+    def mostly_negative(a):
+        return a.is_Add and 2 * sum(t.could_extract_minus_sign() for t in a.args) >= len(a.args)
+
+    def flip(m):
+        c, rest = m.as_coeff_Mul()
+        args = list(sp.Mul.make_args(rest))
+        i = next(i for i, a in enumerate(args) if mostly_negative(a))
+        args[i] = sp.Add(*[-t for t in args[i].args])
+        return sp.Mul(-c, *args, evaluate=False) if -c != 1 else sp.Mul(*args, evaluate=False)
+
+    return e.replace(
+        lambda m: m.is_Mul and m.as_coeff_Mul()[0].is_negative and any(mostly_negative(a) for a in m.args), flip
+    )
+
+
+def _is_cheap(e: sp.Basic) -> bool:
+    """One scalar operation on one symbol: ``c*s``, ``s + c``, ``-s``."""
+    return (e.is_Mul or e.is_Add) and len(e.args) == 2 and sum(a.is_Symbol for a in e.args) == 1 and any(
+        a.is_number for a in e.args
+    )
+
+
+def _inline_cheap(reps, reduced):
+    subs: dict = {}
+    kept = []
+    for sym, e in reps:
+        e = e.xreplace(subs)
+        if _is_cheap(e):
+            subs[sym] = e
+        else:
+            kept.append((sym, e))
+    return kept, [e.xreplace(subs) for e in reduced]
+
+
+def _drop_unused(prog: Program) -> None:
+    """Remove assignments (masks, safe inputs, temporaries) that no output needs."""
+    needed = set().union(*(e.free_symbols for _, e in prog.outputs)) if prog.outputs else set()
+    kept = []
+    for name, e in reversed(prog.assignments):
+        if sp.Symbol(name) in needed or sp.Symbol(name, real=True) in needed:
+            kept.append((name, e))
+            needed |= e.free_symbols
+    prog.assignments = kept[::-1]
+
+
+#: Functions that are finite at every finite argument: parameters may appear inside them freely.
+_ENTIRE = (sp.exp, sp.sin, sp.cos, sp.tanh, sp.sinh, sp.cosh, sp.atan, sp.erf, sp.erfc, sp.Abs, sp.sign)
+
+
+def _entire_in(e: sp.Basic, params: set) -> bool:
+    """True if ``e`` is finite for all finite values of ``params`` wherever its parameter-free parts are: the
+    parameters enter only through sums, products, non-negative integer powers and entire functions."""
+    from actsym.functions import expm1, sigmoid, softplus
+
+    if not (e.free_symbols & params):
+        return True
+    if e.is_Pow:
+        base, exp = e.args
+        if exp.free_symbols & params or not (exp.is_Integer and exp >= 0):
+            return False
+    elif isinstance(e, sp.Function) and not isinstance(e, (*_ENTIRE, expm1, sigmoid, softplus)):
+        return False
+    elif not (e.is_Add or e.is_Mul or e.is_Pow or isinstance(e, sp.Function) or e.is_Symbol):
+        return False
+    return all(_entire_in(a, params) for a in e.args)
+
+
+def clamp_input(region: sp.Set | None, value: sp.Expr, x: sp.Symbol, init_subs: dict) -> Clamp | None:
+    """``Clamp(x, lo, hi)`` as the safe input of a branch selected on the interval ``region``, or None.
+
+    Requires the branch value and its x-derivative to be finite at every finite end of the interval, for the
+    initial parameter values and two perturbations of them, and the parameters to enter only through entire
+    operations (so no parameter value can create a pole at the end). Otherwise the caller falls back to
+    ``where(mask, x, p)``."""
+    if not isinstance(region, sp.Interval):
+        return None
+    ends = [b for b in (region.inf, region.sup) if b.is_finite]
+    if not ends or not _entire_in(value, set(init_subs)):
+        return None
+    samples = [init_subs] + [{k: v + d for k, v in init_subs.items()} for d in (0.37, -1.3)] if init_subs else [{}]
+    try:
+        checks = [value, sp.diff(value, x)]
+        for end in ends:
+            for subs in samples:
+                for e in checks:
+                    v = complex(e.subs(subs).subs(x, end).evalf(30))
+                    if not (abs(v) < 1e30 and abs(v.imag) < 1e-12):
+                        return None
+    except (TypeError, ValueError, ZeroDivisionError):
+        return None
+    return Clamp(x, region.inf, region.sup)
 
 
 #: Functions that are finite for every finite real input (so a branch built from them needs no masking).

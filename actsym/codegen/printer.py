@@ -7,6 +7,8 @@ float literals, the stable primitives as their fused torch ops, and the masked s
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import sympy as sp
 from sympy.printing.str import StrPrinter
 
@@ -25,8 +27,86 @@ class Select(sp.Function):
     nargs = 3
 
 
+class Clamp(sp.Function):
+    """``Clamp(x, lo, hi)``: x clamped to [lo, hi] (``-oo``/``oo`` for no bound) -- a mask-free *safe input*
+    for a branch whose region is that interval (NaN stays NaN)."""
+
+    nargs = 3
+
+
 class UnsupportedNode(TypeError):
     pass
+
+
+# ------------------------------------------------------------------------------------------------------
+# Evaluation plans for sums and products, shared by every printer of a backend so that the out-of-place
+# and the in-place code perform the same floating-point operations in the same order (bit-identical).
+# ------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MulPlan:
+    """``(-1 if negate) * (factors[0] * factors[1] * ... * coef) / (denominators[0] * ...)``, left to right.
+
+    Numeric factors are folded into one float ``coef`` (None when 1); compound factors come first, then the
+    plain symbols, so an in-place evaluation can grow one buffer from the first factor."""
+
+    negate: bool
+    factors: tuple
+    coef: float | None
+    denominators: tuple
+
+
+@dataclass(frozen=True)
+class AddPlan:
+    """``terms[0] (+|-) terms[1] ... (+|-) const``: (sign, term) pairs, positive terms first, the constant last
+    -- except when every term is negative: then ``const - terms[0] - ...`` (``const_first``)."""
+
+    terms: tuple
+    const: float | None
+
+    @property
+    def const_first(self) -> bool:
+        return self.const is not None and self.terms[0][0] < 0
+
+
+def num(v: float) -> str:
+    """A float literal; integral values print as integers (``x*2``, ``t0 - 1``)."""
+    return str(int(v)) if float(v).is_integer() and abs(v) < 2**53 else repr(float(v))
+
+
+def _compound_first(items: list) -> list:
+    return [a for a in items if not a.is_Symbol] + [a for a in items if a.is_Symbol]
+
+
+def mul_plan(e: sp.Mul) -> MulPlan:
+    coef = sp.S.One
+    factors, dens = [], []
+    for f in e.args:
+        if f.is_number:
+            coef *= f
+        elif f.is_Pow and f.exp.is_Integer and f.exp < 0:
+            dens.append(f.base if f.exp == -1 else f.base ** (-f.exp))
+        else:
+            factors.append(f)
+    value = float(coef.evalf(17))
+    negate = value == -1.0  # any other sign rides on the coefficient (negation is exact either way)
+    return MulPlan(negate, tuple(_compound_first(factors)), None if abs(value) == 1.0 else value, tuple(dens))
+
+
+def add_plan(e: sp.Add) -> AddPlan:
+    pos, neg, const = [], [], None
+    for t in e.args:
+        if t.is_number:
+            const = float(t.evalf(17))
+            continue
+        c, _ = t.as_coeff_Mul()
+        if c.is_negative:
+            neg.append(-t)
+        else:
+            pos.append(t)
+    terms = [(1, t) for t in _compound_first(pos)] + [(-1, t) for t in _compound_first(neg)]
+    return AddPlan(tuple(terms), const)
 
 
 TORCH_FUNCTIONS = {
@@ -97,6 +177,35 @@ class TorchPrinter(StrPrinter):
         raise UnsupportedNode("complex numbers are not supported")
 
     # -- arithmetic --------------------------------------------------------------------------------
+    def _factor(self, f) -> str:
+        code = self._print(f)
+        return f"({code})" if f.is_Add or (f.is_Pow and f.exp == 3 and f.base.is_Symbol) else code
+
+    def _print_Mul(self, e):
+        plan = mul_plan(e)
+        dens = [self._factor(d) for d in plan.denominators]
+        if plan.factors:
+            code = "*".join(self._factor(f) for f in plan.factors)
+            code += f"*{num(plan.coef)}" if plan.coef is not None else ""
+            if dens:
+                code += "/" + (dens[0] if len(dens) == 1 else f"({'*'.join(dens)})")
+        else:  # only a coefficient over denominators: reciprocal, then the coefficient (as torch's 2/x does)
+            code = f"torch.reciprocal({'*'.join(dens)})" + (f"*{num(plan.coef)}" if plan.coef is not None else "")
+        return f"-{code}" if plan.negate else code
+
+    def _print_Add(self, e, order=None):
+        plan = add_plan(e)
+        (sign, first), *rest = plan.terms
+        if plan.const_first:
+            code = f"{num(plan.const)} - {self._print(first)}"
+        else:
+            code = ("-" if sign < 0 else "") + self._print(first)
+        for sign, t in rest:
+            code += (" - " if sign < 0 else " + ") + self._print(t)
+        if plan.const is not None and not plan.const_first:
+            code += f" - {num(-plan.const)}" if plan.const < 0 else f" + {num(plan.const)}"
+        return code
+
     def _print_Pow(self, e, rational=False):
         base, exp = e.args
         if exp.is_Number and not base.is_number:
@@ -146,6 +255,11 @@ class TorchPrinter(StrPrinter):
         if a.is_number and b.is_number:
             return f"torch.where({self._print(mask)}, {self._print(a)}, {self._print(b)}).to({self.like}.dtype)"
         return f"torch.where({self._print(mask)}, {self._print(a)}, {self._print(b)})"
+
+    def _print_Clamp(self, e):
+        v, lo, hi = e.args
+        bounds = ([f"min={num(float(lo))}"] if lo.is_finite else []) + ([f"max={num(float(hi))}"] if hi.is_finite else [])
+        return f"torch.clamp({self._print(v)}, {', '.join(bounds)})"
 
     def _print_Select(self, e):
         mask, x, p = e.args
