@@ -146,6 +146,8 @@ def _from_activation(act, spec_params: dict[str, float] | None, display: str | N
                 getattr(module, name).fill_(value)
         return module
 
+    if display is None and overrides:  # e.g. a learnable parameter started elsewhere: swish(beta=2)
+        display = f"{act.name}({', '.join(f'{k}={v:g}' for k, v in sorted(overrides.items()))})"
     return ActivationHandle(
         name=display or str(act.name), expr_str=str(act.expr), hash=str(act.source_hash) if not overrides else
         _short_hash(str(act.source_hash), overrides), params=params, learnable=learnable, factory=factory,
@@ -182,4 +184,4 @@ def resolve(spec: str, params: dict[str, float] | None = None) -> ActivationHand
         return _from_activation(act, params, display)
     name = "expr_" + _short_hash(spec, params)[:8]
     act = core.define(name, spec, params=params)
-    return _from_activation(act, None)
+    return _from_activation(act, None, display=spec)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import html
 import math
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -245,7 +246,6 @@ def render_markdown(blocks: list[Block], base: Path) -> str:
 
 def _inline_md(text: str) -> str:
     """HTML-escape, then turn **bold**, *italic* and `code` into tags."""
-    import re
     out = html.escape(text)
     out = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", out)
     out = re.sub(r"\*(.+?)\*", r"<em>\1</em>", out)
@@ -357,13 +357,14 @@ def _function_plot(plt, path: Path, names, by_act, handles) -> list[str]:
     x = torch.linspace(-5, 5, 1001).reshape(-1, 1)
     for name in names:
         h = known.get(name)
-        if h is None:
-            r = by_act[name][0]
+        if h is None:  # rebuild from the stored name: "swish(beta=2)" → swish with its params; else an expression
+            m = re.match(r"^([A-Za-z_][\w\-]*)(\(.*\))?$", name)
             try:
-                h = resolve(name.split("(")[0], r["params"] or None)
+                params = by_act[name][0]["params"] or None
+                h = resolve(m.group(1), params if m.group(2) else None) if m else resolve(name)
             except Exception:
-                try:
-                    h = resolve(r["expr"], r["params"] or None)
+                try:  # last resort: the stored SymPy expression text
+                    h = resolve(by_act[name][0]["expr"], by_act[name][0]["params"] or None)
                 except Exception:
                     missing.append(name)
                     continue
