@@ -52,7 +52,10 @@ def main() -> None:
     ap.add_argument("--torch-native", action="store_true", help="torch.nn activation instead of actsym's")
     ap.add_argument("--data-dir", default="../shared/datasets")
     ap.add_argument("--skip-naive", action="store_true")
+    ap.add_argument("--threads", type=int, default=None)
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = torch.device("cpu")
     try:
         ds = load_dataset("mnist", data_dir=args.data_dir)
