@@ -7,7 +7,7 @@
 # f(x)         Piecewise((x, x > 0), (alpha*expm1(x), True))
 # df/dx        Piecewise((1, x > 0), (alpha*exp(x), True))
 # df/dalpha    Piecewise((0, x > 0), (expm1(x), True))
-# ops          forward 4, backward 8 (after CSE)
+# ops          forward 5, backward 8 (after CSE)
 # hash         0b40741fd07f8c53
 # --------------------------------------------------------------------------------------------------------
 """Exponential linear unit: generated PyTorch activation ``ELU``."""
@@ -31,8 +31,9 @@ _COMPILED = {}  # function -> torch.compile'd function (backend "compile")
 def elu_value(x, alpha):
     """f(x) on tensors (parameters broadcastable against x)."""
     m0 = (x > 0)
-    xs0 = torch.clamp(x, max=0)
-    return torch.where(m0, x, torch.expm1(xs0)*alpha)
+    xs0 = torch.clamp(x, min=0)
+    xs1 = torch.clamp(x, max=0)
+    return torch.where(m0, xs0, torch.expm1(xs1)*alpha)
 
 
 def elu_grad_x(grad, x, alpha):
@@ -55,26 +56,31 @@ def elu_grad_all(grad, x, alpha):
 
 def elu_value_nograd(x, alpha):
     """Same result as elu_value, computed in place on buffers it allocates; not differentiable."""
-    m0 = x > 0
-    xs0 = torch.clamp(x, max=0)
-    out = xs0.expm1_().mul_(alpha)
-    torch.where(m0, x, out, out=out)
-    return out
+    xs0 = torch.clamp(x, min=0)
+    xs1 = torch.clamp(x, max=0)
+    b0 = xs1.expm1_().mul_(alpha)
+    return xs0.add_(b0)
 
 
 def elu_grad_x_nograd(grad, x, alpha):
     """Same result as elu_grad_x, computed in place on buffers it allocates; not differentiable."""
-    m0 = x > 0
     xs0 = torch.clamp(x, max=0)
-    return xs0.exp_().mul_(alpha).masked_fill_(m0, 1).mul_(grad)
+    i0 = torch.gt(x, 0, out=torch.empty_like(x))
+    b0 = xs0.exp_().mul_(alpha)
+    b1 = torch.le(x, 0, out=torch.empty_like(x))
+    b0.mul_(b1)
+    return i0.add_(b0).mul_(grad)
 
 
 def elu_grad_all_nograd(grad, x, alpha):
     """Same result as elu_grad_all, computed in place on buffers it allocates; not differentiable."""
-    m0 = x > 0
     xs0 = torch.clamp(x, max=0)
-    out0 = torch.exp(xs0).mul_(alpha).masked_fill_(m0, 1).mul_(grad)
-    out1 = xs0.expm1_().masked_fill_(m0, 0).mul_(grad)
+    i0 = torch.gt(x, 0, out=torch.empty_like(x))
+    b0 = torch.exp(xs0).mul_(alpha)
+    b1 = torch.le(x, 0, out=torch.empty_like(x))
+    b0.mul_(b1)
+    out0 = i0.add_(b0).mul_(grad)
+    out1 = xs0.expm1_().mul_(grad)
     return (out0, out1)
 
 

@@ -47,30 +47,30 @@ def exp2_grad_x(grad, x):
 
 def exp2_value_nograd(x):
     """Same result as exp2_value, computed in place on buffers it allocates; not differentiable."""
-    m0 = x >= 0
     xs0 = torch.clamp(x, min=0)
     xs1 = torch.clamp(x, max=0)
     out = xs0 + 1
     b0 = xs0.neg_().expm1_()
     out.mul_(b0).neg_()
     b1 = xs1.expm1_()
-    torch.where(m0, out, b1, out=out)
+    out.add_(b1)
     return out
 
 
 def exp2_grad_x_nograd(grad, x):
     """Same result as exp2_grad_x, computed in place on buffers it allocates; not differentiable."""
-    m0 = x >= 0
     xs0 = torch.clamp(x, min=0)
     xs1 = torch.clamp(x, max=0)
+    i0 = torch.ge(x, 0, out=torch.empty_like(x))
     out = xs0 + 1
     b0 = (-xs0).exp_()
     out.mul_(b0)
     b1 = xs0.neg_().expm1_()
-    out.sub_(b1)
+    out.sub_(b1).mul_(i0)
     b2 = xs1.exp_()
-    torch.where(m0, out, b2, out=out)
-    out.mul_(grad)
+    b3 = torch.lt(x, 0, out=torch.empty_like(x))
+    b2.mul_(b3)
+    out.add_(b2).mul_(grad)
     return out
 
 

@@ -7,7 +7,7 @@
 # f(x)         Piecewise((x, x > 0), (a*x, True))
 # df/dx        Piecewise((1, x > 0), (a, True))
 # df/da        Piecewise((0, x > 0), (x, True))
-# ops          forward 2, backward 4 (after CSE)
+# ops          forward 4, backward 5 (after CSE)
 # hash         988a288c87c6d005
 # --------------------------------------------------------------------------------------------------------
 """Parametric ReLU: generated PyTorch activation ``PReLU``."""
@@ -31,7 +31,9 @@ _COMPILED = {}  # function -> torch.compile'd function (backend "compile")
 def prelu_value(x, a):
     """f(x) on tensors (parameters broadcastable against x)."""
     m0 = (x > 0)
-    return torch.where(m0, x, a*x)
+    xs0 = torch.clamp(x, min=0)
+    xs1 = torch.clamp(x, max=0)
+    return torch.where(m0, xs0, a*xs1)
 
 
 def prelu_grad_x(grad, x, a):
@@ -43,7 +45,8 @@ def prelu_grad_x(grad, x, a):
 def prelu_grad_all(grad, x, a):
     """(grad * df/dx, grad * df/dp for every parameter), not yet reduced to the parameter shapes."""
     m0 = (x > 0)
-    return (torch.where(m0, 1, a)*grad, torch.where(m0, 0, x)*grad)
+    xs0 = torch.clamp(x, max=0)
+    return (torch.where(m0, 1, a)*grad, torch.where(m0, 0, xs0)*grad)
 
 
 # ---------------------------------------- in place: the same operations, run while autograd is not recording
@@ -52,23 +55,26 @@ def prelu_grad_all(grad, x, a):
 
 def prelu_value_nograd(x, a):
     """Same result as prelu_value, computed in place on buffers it allocates; not differentiable."""
-    m0 = x > 0
-    out = a * x
-    torch.where(m0, x, out, out=out)
-    return out
+    xs0 = torch.clamp(x, min=0)
+    xs1 = torch.clamp(x, max=0)
+    b0 = xs1.mul_(a)
+    return xs0.add_(b0)
 
 
 def prelu_grad_x_nograd(grad, x, a):
     """Same result as prelu_grad_x, computed in place on buffers it allocates; not differentiable."""
-    m0 = x > 0
-    return torch.where(m0, 1, a).mul_(grad)
+    i0 = torch.gt(x, 0, out=torch.empty_like(x))
+    b0 = (1 - i0).mul_(a)
+    return i0.add_(b0).mul_(grad)
 
 
 def prelu_grad_all_nograd(grad, x, a):
     """Same result as prelu_grad_all, computed in place on buffers it allocates; not differentiable."""
-    m0 = x > 0
-    out0 = torch.where(m0, 1, a).mul_(grad)
-    out1 = torch.where(m0, 0, x).mul_(grad)
+    xs0 = torch.clamp(x, max=0)
+    i0 = torch.gt(x, 0, out=torch.empty_like(x))
+    b0 = (1 - i0).mul_(a)
+    out0 = i0.add_(b0).mul_(grad)
+    out1 = xs0.mul_(grad)
     return (out0, out1)
 
 

@@ -5,7 +5,7 @@
 # source       relu(x)
 # f(x)         Piecewise((0, x <= 0), (x, True))
 # df/dx        Piecewise((0, x <= 0), (1, True))
-# ops          forward 1, backward 2 (after CSE)
+# ops          forward 2, backward 2 (after CSE)
 # hash         ad9356d9659812d4
 # --------------------------------------------------------------------------------------------------------
 """Rectified linear unit: generated PyTorch activation ``ReLU``."""
@@ -29,7 +29,8 @@ _COMPILED = {}  # function -> torch.compile'd function (backend "compile")
 def relu_value(x):
     """f(x) on tensors (parameters broadcastable against x)."""
     m0 = (x <= 0)
-    return torch.where(m0, 0, x)
+    xs0 = torch.clamp(x, min=0)
+    return torch.where(m0, 0, xs0)
 
 
 def relu_grad_x(grad, x):
@@ -44,14 +45,12 @@ def relu_grad_x(grad, x):
 
 def relu_value_nograd(x):
     """Same result as relu_value, computed in place on buffers it allocates; not differentiable."""
-    m0 = x <= 0
-    return torch.where(m0, 0, x)
+    return torch.clamp(x, min=0)
 
 
 def relu_grad_x_nograd(grad, x):
     """Same result as relu_grad_x, computed in place on buffers it allocates; not differentiable."""
-    m0 = x <= 0
-    return torch.where(m0, 0, 1).to(x.dtype).mul_(grad)
+    return torch.le(x, 0, out=torch.empty_like(x)).neg_().add_(1).mul_(grad)
 
 
 class ReLUFunction(torch.autograd.Function):

@@ -65,6 +65,9 @@ class InplacePrinter(TorchPrinter):
         self.owned: dict[str, int] = {}  # temporary name -> buffer id
         self.stmts: list[tuple[str, int | None, str]] = []  # ("assign"|"call"|"stmt", buffer, text)
         self.names: dict[int, str] = {}  # buffer id -> final name
+        self.defs: dict[str, sp.Basic] = {}  # every assignment (to expand temporaries)
+        self.clamps: dict[str, Clamp] = {}  # safe inputs that are clamps
+        self.masks: dict[str, sp.Basic] = {}  # boolean masks not yet emitted
         self._next = 0
 
     # -- program level -----------------------------------------------------------------------------
@@ -76,6 +79,12 @@ class InplacePrinter(TorchPrinter):
         for name, e in assignments:
             kind = self.kind(e)
             self.kinds[name] = kind
+            self.defs[name] = e
+            if isinstance(e, Clamp):
+                self.clamps[name] = e
+            if kind == "mask":  # emitted on first use: a blended selection needs no boolean mask
+                self.masks[name] = e
+                continue
             if kind in ("full",):
                 v = self._print(e)
                 if v.buf is not None:
@@ -92,6 +101,11 @@ class InplacePrinter(TorchPrinter):
                 v = Val(f"{v.code}.clone()" if v.ref else v.code, v.kind)
             results.append(v)
         return self._render(results)
+
+    @property
+    def full_symbols(self) -> list[sp.Symbol]:
+        names = [n for n in self.defs if self._symbol_kind(n) == "full"] + list(self.full_inputs)
+        return [sp.Symbol(n, **a) for n in names for a in ({}, {"real": True})]
 
     def kind(self, e: sp.Basic) -> str:
         if _is_condition(e):
@@ -185,7 +199,7 @@ class InplacePrinter(TorchPrinter):
             code = TorchPrinter(like=self.like).doprint(e)
             return Val(f"({code})" if _is_operator_expr(code) else code, "param")
         if e.is_Symbol and self._symbol_kind(e.name) == "mask":
-            return Val(e.name, "mask")
+            return Val(self._mask(e.name), "mask")
         if _is_condition(e):
             return Val(f"({TorchPrinter(like=self.like).doprint(e)})", "mask")
         return self._print(e)
@@ -284,10 +298,101 @@ class InplacePrinter(TorchPrinter):
         mask, v, p = e.args
         a = self._operand(v)
         self._release(a)
-        return self._new(f"torch.where({mask.name}, {a.code}, {num(float(p))})")
+        return self._new(f"torch.where({self._mask(mask.name)}, {a.code}, {num(float(p))})")
+
+    def _mask(self, name: str) -> str:
+        if name in self.masks:
+            e = self.masks.pop(name)
+            for s in sorted(e.free_symbols, key=lambda s: s.name):
+                self._mask(s.name)
+            self._assign_code(name, TorchPrinter(like=self.like).doprint(e))
+        return name
+
+    # -- selection with float indicators -----------------------------------------------------------
+    def _expand(self, e: sp.Basic) -> sp.Basic:
+        while True:
+            new = e.xreplace(
+                {s: self.defs[s.name] for s in e.free_symbols if s.name in self.defs and not isinstance(self.defs[s.name], Clamp)}
+            )
+            if new == e:
+                return e
+            e = new
+
+    def _finite_outside(self, e: sp.Basic) -> bool:
+        """Every full-size input of the branch is a clamp: it is finite wherever the branch is not selected."""
+        return all(s.name in self.clamps or self._symbol_kind(s.name) == "param" for s in self._expand(e).free_symbols)
+
+    def _zero_outside(self, e: sp.Basic) -> bool:
+        """The branch is exactly 0 wherever it is not selected: its clamps map those points to the bound 0
+        and the branch vanishes there symbolically (f(0) = 0 holds exactly in IEEE for the functions used)."""
+        e = self._expand(e)
+        subs = {}
+        for s in e.free_symbols:
+            if s.name in self.clamps:
+                _, lo, hi = self.clamps[s.name].args
+                bounds = [b for b in (lo, hi) if b.is_finite]
+                if len(bounds) != 1 or bounds[0] != 0:
+                    return False
+                subs[s] = sp.S.Zero
+        return bool(subs) and e.xreplace(subs) == 0
+
+    def _indicator(self, cond: sp.Basic, negate: bool = False) -> str | None:
+        """``torch.gt(x, 0, out=...)``: a 0/1 float tensor for ``x OP c`` (NaN gives 0), or None."""
+        if not (cond.is_Relational and cond.lhs.is_Symbol and cond.lhs.name in self.full_inputs and cond.rhs.is_number):
+            return None
+        op = {">": "gt", ">=": "ge", "<": "lt", "<=": "le"}.get(cond.rel_op)
+        if op is None:
+            return None
+        if negate:
+            op = {"gt": "le", "ge": "lt", "lt": "ge", "le": "gt"}[op]
+        x = cond.lhs.name
+        return f"torch.{op}({x}, {num(float(cond.rhs))}, out=torch.empty_like({x}))"
+
+    def _blend(self, cond: sp.Basic, a_e: sp.Basic, b_e: sp.Basic) -> Val:
+        """``where(cond, a, b)`` as ``a*I + b*J`` with float indicators I = [cond], J = 1 - I (exact for 0/1
+        indicators and finite unselected values, up to the sign of a zero result); a branch that is exactly 0
+        where unselected needs no indicator. ~10x cheaper than torch.where with a bool mask on CPU."""
+        terms = []
+        shared = None
+        if not self._zero_outside(a_e) and a_e != 0:
+            name = f"i{sum(n.startswith('i') for n in self.owned)}"
+            shared = self._new(self._indicator(cond))
+            self.names[shared.buf] = name
+            self.owned[name] = shared.buf
+            self.kinds[name] = "full"
+            self.uses[name] = 1 + (not self._zero_outside(b_e) and b_e != 0 and not b_e.has(*self.full_symbols))
+        for e, true_side in ((a_e, True), (b_e, False)):
+            if e == 0:
+                continue
+            v = self._operand(e)
+            if not self._zero_outside(e):
+                if true_side:
+                    ind = Val(f"\0{shared.buf}\0", "full", ref=self._name_of(shared))
+                elif shared is not None and not e.has(*self.full_symbols):
+                    # a constant-in-x branch: J = 1 - I, so NaN (I = 0) selects it as torch.where would
+                    ind = self._binary("sub", Val("1", "num"), Val(f"\0{shared.buf}\0", "full", ref=self._name_of(shared)))
+                elif not e.has(*self.full_symbols):
+                    ind = self._binary("sub", Val("1", "num"), self._new(self._indicator(cond)))
+                else:  # the branch carries NaN itself, so the complementary comparison is enough
+                    ind = self._new(self._indicator(cond, negate=True))
+                v = ind if v.kind == "num" and v.code == "1" else self._binary("mul", v, ind)
+            terms.append(v)
+        if not terms:
+            return self._new(f"torch.zeros_like({self.like})")
+        return terms[0] if len(terms) == 1 else self._binary("add", terms[0], terms[1])
+
+    def _name_of(self, v: Val) -> str:
+        return next(n for n, b in self.owned.items() if b == v.buf)
 
     def _print_Where(self, e):
         mask, a_e, b_e = e.args
+        cond = self.defs.get(mask.name)
+        if (
+            cond is not None
+            and self._indicator(cond) is not None
+            and all(self._finite_outside(b) for b in (a_e, b_e))
+        ):
+            return self._blend(cond, a_e, b_e)
         m = self._operand(mask)
         a, b = self._operand(a_e), self._operand(b_e)
         if a.kind == "num" and b.kind == "num":

@@ -76,6 +76,14 @@ def lower(outputs: list[tuple[str, sp.Expr]], x: sp.Symbol, init_subs: dict, sca
         selected: list[sp.Symbol] = []
         pieces = []
         previous: list[sp.Basic] = []
+        # When every non-constant branch can take a clamp as its input, all of them do (even those that are
+        # finite everywhere): then no branch is inf/NaN outside its region, even at x = +-inf, and the
+        # in-place code may select with float indicators instead of torch.where (see inplace.py).
+        clampable = all(
+            not v.has(x) or (r is not None and r is not sp.S.EmptySet and clamp_input(r, v, x, init_subs) is not None)
+            for (v, _), r in zip(pairs, regions)
+            if r is not sp.S.EmptySet
+        )
         for (value, cond), region in zip(pairs, regions):
             if region is not None and region is sp.S.EmptySet:
                 continue
@@ -84,7 +92,7 @@ def lower(outputs: list[tuple[str, sp.Expr]], x: sp.Symbol, init_subs: dict, sca
             m = eff if isinstance(eff, sp.Symbol) else mask_symbol(eff)
             if raw is not sp.true:
                 previous.append(raw)
-            needs_mask = value.has(x) and not safe_everywhere(value, x)
+            needs_mask = value.has(x) and (clampable or not safe_everywhere(value, x))
             clamp = clamp_input(region, value, x, init_subs) if needs_mask else None
             p = safe_point(region, value, x, init_subs) if needs_mask and clamp is None else None
             if needs_mask and clamp is None and p is None:
