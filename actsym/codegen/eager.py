@@ -17,7 +17,7 @@ from actsym.codegen.inplace import inplace_lines
 from actsym.codegen.lower import Program, lower
 from actsym.derivation import Derivation
 
-GENERATOR = f"actsym {__version__} eager-torch/1"
+GENERATOR = f"actsym {__version__} eager-torch/2"
 HEADER_WIDTH = 106
 
 
