@@ -125,10 +125,12 @@ def cmd_codegen(args) -> int:
         return 0
     for r in write_all(files):
         print(f"{'wrote    ' if r.changed else 'unchanged'} {r.path}")
-    if getattr(args, "eval", None):
-        from actsym.harness.evaluate import eval_from_codegen
+    if args.eval:
+        from actsym.harness.evaluate import run_eval
 
-        return eval_from_codegen(acts[0], args)
+        paths = run_eval(acts[0], recipe=args.eval,
+                         seeds=args.seeds, epochs=args.epochs, dataset=args.dataset, data_dir=args.data_dir)
+        print(f"report: {paths['markdown']}\n        {paths['html']}\nresults: {paths['db']}")
     return 0
 
 
@@ -171,7 +173,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--all", action="store_true", help="generate the whole catalog")
     p.add_argument("--check", action="store_true", help="fail (exit 1) if generated files are stale; write nothing")
     p.add_argument("--out", default="generated", help="output directory (default: generated)")
-    p.add_argument("--eval", metavar="RECIPE", help="then evaluate the activation with this recipe")
+    p.add_argument("--eval", metavar="RECIPE", help="then evaluate the activation with this recipe (actsym eval)")
+    p.add_argument("--seeds", type=int, default=1, help="with --eval: paired seeds")
+    p.add_argument("--epochs", type=int, default=None, help="with --eval: override the recipe's epochs")
+    p.add_argument("--dataset", default=None, help="with --eval: dataset override, e.g. mnist-subset")
+    p.add_argument("--data-dir", default=None, help="with --eval: root holding mnist/ and cifar10/")
     p.set_defaults(func=cmd_codegen)
 
     p = sub.add_parser("check", help="run the property suite on an activation")
@@ -199,14 +205,26 @@ def _add_harness_commands(sub) -> None:
     p.set_defaults(func=evaluate.cmd_report)
 
 
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions that mean bad input (one line on stderr, exit 2), not a bug."""
+    errors: tuple[type[BaseException], ...] = (ExpressionError, UsageError, KeyError, argparse.ArgumentTypeError)
+    try:
+        from actsym.harness.download import DataError
+
+        errors += (DataError,)
+    except ImportError:
+        pass
+    return errors
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (ExpressionError, UsageError, KeyError) as e:
-        msg = e.args[0] if e.args else str(e)
-        print(f"actsym: error: {msg}", file=sys.stderr)
+    except _user_errors() as e:
+        msg = str(e.args[0] if e.args else e).strip().splitlines()
+        print(f"actsym: error: {msg[0] if msg else type(e).__name__}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("actsym: interrupted", file=sys.stderr)

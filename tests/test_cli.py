@@ -93,3 +93,24 @@ def test_check_command_runs_suite(capsys):
 def test_check_fails_for_overflowing_activation(capsys):
     assert main(["check", "x*exp(x)", "--name", "xexp", "--only", "extreme-inputs"]) == 1
     assert "FAIL  extreme-inputs" in capsys.readouterr().out
+
+
+def test_codegen_then_eval_in_one_command(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    rc = main(["codegen", "x*tanh(exp(b)*x)", "--name", "tanhexp", "--param", "b=0.0", "--out", "gen",
+               "--eval", "mnist-mlp", "--epochs", "1", "--dataset", "mnist-subset"])
+    assert rc == 0
+    assert "report:" in capsys.readouterr().out
+    assert (tmp_path / "gen" / "tanhexp.py").exists()
+    report = (tmp_path / "actsym-results" / "reports").rglob("*.md")
+    text = "\n".join(p.read_text() for p in report)
+    assert "tanhexp" in text and "relu" in text
+
+
+def test_missing_dataset_is_a_one_line_error(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("ACTSYM_DATA", str(tmp_path / "nothing"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    rc = main(["eval", "exp2", "--recipe", "mnist-mlp", "--data-dir", str(tmp_path / "empty"), "--epochs", "1"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.startswith("actsym: error:") and err.count("\n") == 1

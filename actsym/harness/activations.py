@@ -155,12 +155,14 @@ def _from_activation(act, spec_params: dict[str, float] | None, display: str | N
     )
 
 
-def resolve(spec: str, params: dict[str, float] | None = None) -> ActivationHandle:
-    """Turn a catalog name or an expression in ``x`` into an :class:`ActivationHandle`.
+def resolve(spec, params: dict[str, float] | None = None) -> ActivationHandle:
+    """Turn a catalog name, an expression in ``x`` or an ``Activation`` into an :class:`ActivationHandle`.
 
     ``params`` overrides parameter values: a fixed parameter is re-defined with the new value
     (through ``actsym.define``), a learnable one gets the value as its initial value.
     """
+    if hasattr(spec, "spec") and hasattr(spec, "module"):  # an Activation object (e.g. from codegen --eval)
+        return _from_activation(spec, params)
     core = _core()
     if core is None:
         return _resolve_fallback(spec, params)

@@ -58,7 +58,7 @@ def _dataset_info(ds, name: str, train_limit: int | None, test_limit: int | None
             "n_test": int(ds.x_test.shape[0]), "train_limit": train_limit, "test_limit": test_limit}
 
 
-def _resolve_all(activation: str, params: dict[str, float] | None,
+def _resolve_all(activation: Any, params: dict[str, float] | None,
                  baselines: Sequence[str]) -> tuple[list[ActivationHandle], list[str]]:
     handles = [resolve(activation, params)]
     skipped = []
@@ -74,7 +74,7 @@ def _resolve_all(activation: str, params: dict[str, float] | None,
     return handles, skipped
 
 
-def run_eval(activation: str, params: dict[str, float] | None = None, recipe: str = "mnist-mlp",
+def run_eval(activation: Any, params: dict[str, float] | None = None, recipe: str = "mnist-mlp",
              seeds: int | Sequence[int] = 1, epochs: int | None = None, baselines: Sequence[str] | None = None,
              data_dir: str | Path | None = None, device: str = "auto", db: str | Path = DEFAULT_DB,
              out: str | Path = DEFAULT_OUT, quiet: bool = False, deterministic: bool = False,
