@@ -1,6 +1,6 @@
 """Triton backend: renders one standalone module of fused kernels per activation.
 
-``generated/triton_kernels/<name>.py`` imports only ``torch``, ``triton`` and ``triton.language`` and holds
+``generated_triton/<name>.py`` imports only ``torch``, ``triton`` and ``triton.language`` and holds
 
 * ``<name>_fwd_kernel``: y = f(x), one pass;
 * ``<name>_bwd_kernel``: grad_x = grad * df/dx **and** every parameter gradient in the same pass. A parameter
@@ -19,10 +19,11 @@ float32 and rounded once on store, float64 in float64.
 contiguous tensor). The kernels see the input as a row-major matrix ``(M, K)`` tiled by ``(BM, BK)``:
 
 * no per-channel parameter: ``M = 1, K = numel`` (a flat 1-D launch);
-* per-channel, spatial size ``I = numel/(N*C) >= 32``: ``M = N*C`` planes, ``K = I``, channel = row % C;
+* per-channel, spatial size ``INNER = numel/(N*C) >= 32``: ``M = N*C`` planes, ``K = INNER``, channel =
+  row % C;
   partial sums per row;
-* per-channel, small ``I`` (e.g. ``(N, C)`` after a linear layer): ``M = N``, ``K = C*I``, channel =
-  (col // I) % C; partial sums per column, each program looping over ``ITERS`` row tiles so that the partial
+* per-channel, small ``INNER`` (e.g. ``(N, C)`` after a linear layer): ``M = N``, ``K = C*INNER``, channel =
+  (col // INNER) % C; partial sums per column, each program looping over ``ITERS`` row tiles so that the partial
   buffer stays a small fraction of the input.
 """
 
@@ -42,7 +43,7 @@ HEADER_WIDTH = 106
 #: Names the kernels use; a parameter with one of these names cannot be rendered.
 RESERVED = {
     "tl", "triton", "torch", "math", "grad", "x", "y", "gx", "COMPUTE", "AXIS", "ITERS", "BM", "BK", "INDEX64",
-    "NEED_X", "M", "K", "C", "I", "NK",
+    "NEED_X", "M", "K", "C", "INNER", "NK",
 }
 
 
@@ -89,7 +90,7 @@ def programs(d: Derivation) -> tuple[Program, Program]:
 
 
 def render(d: Derivation) -> str:
-    """The complete source of ``generated/triton_kernels/<name>.py``; raises UnsupportedNode if any node of
+    """The complete source of ``generated_triton/<name>.py``; raises UnsupportedNode if any node of
     f or its derivatives has no Triton translation."""
     spec = d.spec
     name = spec.name
@@ -142,10 +143,10 @@ def _fwd_kernel(name: str, pnames: list[str], body: list[str], y_code: str) -> l
     flags = "".join(f"PC_{p}: tl.constexpr, " for p in pnames)
     lines = [
         "@triton.jit",
-        f"def {name}_fwd_kernel(x_ptr, {ptrs}y_ptr, M, K, C, I, NK, {flags}AXIS: tl.constexpr,",
+        f"def {name}_fwd_kernel(x_ptr, {ptrs}y_ptr, M, K, C, INNER, NK, {flags}AXIS: tl.constexpr,",
         "        BM: tl.constexpr, BK: tl.constexpr, INDEX64: tl.constexpr, COMPUTE: tl.constexpr):",
         '    """y = f(x) on one (BM, BK) tile."""',
-        "    _offs, _valid, _ch = _tile(tl.program_id(0), 0, NK, M, K, C, I, AXIS, 1, BM, BK, INDEX64)",
+        "    _offs, _valid, _ch = _tile(tl.program_id(0), 0, NK, M, K, C, INNER, AXIS, 1, BM, BK, INDEX64)",
         "    x = tl.load(x_ptr + _offs, mask=_valid, other=0.0).to(COMPUTE)",
     ]
     lines += [f"    {p} = _param({p}_ptr, _ch, PC_{p}, COMPUTE)" for p in pnames]
@@ -160,7 +161,7 @@ def _bwd_kernel(name: str, pnames: list[str], body: list[str], out_code: dict[st
     flags = "".join(f" PC_{p}: tl.constexpr, NEED_{p}: tl.constexpr," for p in pnames)
     lines = [
         "@triton.jit",
-        f"def {name}_bwd_kernel(grad_ptr, x_ptr, {ptrs}gx_ptr, {parts}M, K, C, I, NK, NEED_X: tl.constexpr,{flags}",
+        f"def {name}_bwd_kernel(grad_ptr, x_ptr, {ptrs}gx_ptr, {parts}M, K, C, INNER, NK, NEED_X: tl.constexpr,{flags}",
         "        AXIS: tl.constexpr, ITERS: tl.constexpr, BM: tl.constexpr, BK: tl.constexpr, INDEX64: tl.constexpr,",
         "        COMPUTE: tl.constexpr):",
         '    """gx = grad * df/dx on ITERS tiles; each g_<p> summed over them into one partial per tile row/column."""',
@@ -169,7 +170,7 @@ def _bwd_kernel(name: str, pnames: list[str], body: list[str], out_code: dict[st
     lines += [f"    acc_{p} = tl.zeros((BM, BK), COMPUTE)" for p in pnames]
     lines += [
         "    for _it in range(ITERS):",
-        "        _offs, _valid, _ch = _tile(_pid, _it, NK, M, K, C, I, AXIS, ITERS, BM, BK, INDEX64)",
+        "        _offs, _valid, _ch = _tile(_pid, _it, NK, M, K, C, INNER, AXIS, ITERS, BM, BK, INDEX64)",
         "        x = tl.load(x_ptr + _offs, mask=_valid, other=0.0).to(COMPUTE)",
         "        grad = tl.load(grad_ptr + _offs, mask=_valid, other=0.0).to(COMPUTE)",
     ]
@@ -189,7 +190,7 @@ def _bwd_kernel(name: str, pnames: list[str], body: list[str], out_code: dict[st
 
 _RUNTIME_KERNELS = '''
 @triton.jit
-def _tile(pid, it, NK, M, K, C, I, AXIS: tl.constexpr, ITERS: tl.constexpr, BM: tl.constexpr, BK: tl.constexpr,
+def _tile(pid, it, NK, M, K, C, INNER, AXIS: tl.constexpr, ITERS: tl.constexpr, BM: tl.constexpr, BK: tl.constexpr,
           INDEX64: tl.constexpr):
     """Flat offsets, validity and channel index of tile ``it`` of program ``pid`` over the (M, K) matrix.
     Programs are numbered row-major over (rows of programs, NK columns of programs); each covers ITERS
@@ -207,7 +208,7 @@ def _tile(pid, it, NK, M, K, C, I, AXIS: tl.constexpr, ITERS: tl.constexpr, BM: 
     cols = pk * BK + tl.arange(0, BK)[None, :]
     valid = (rows < M) & (cols < K)
     if AXIS == 0:
-        ch = (cols // I) % C
+        ch = (cols // INNER) % C
     else:
         ch = rows % C
     return rows * K + cols, valid, ch

@@ -229,8 +229,13 @@ class TritonPrinter(StrPrinter):
             return f"tl.sqrt({self._print(base)})"
         if exp == -sp.S.Half:
             return f"tl.rsqrt({self._print(base)})"
-        if exp.is_Rational and exp.q == 2:  # b**(k + 1/2) = b**k * sqrt(b)
-            return self._print(sp.Mul(sp.Pow(base, exp - sp.S.Half, evaluate=False), sp.sqrt(base), evaluate=False))
+        if exp.is_Rational and exp.q == 2:  # b**(k + 1/2) = b*...*b*sqrt(b); negative: 1/that
+            k = int(abs(exp) - sp.S.Half)
+            if k > MAX_INT_POWER:
+                raise UnsupportedNode(f"power {exp} (more than {MAX_INT_POWER} multiplications)")
+            b = self._wrap(base, self._print(base))
+            prod = "*".join([b] * k + [f"tl.sqrt({self._print(base)})"])
+            return prod if exp > 0 else f"1.0/({prod})"
         if base == sp.E:
             return f"tl.exp({self._print(exp)})"
         if base.is_number:

@@ -19,6 +19,18 @@ Modules: {names}
 '''
 
 
+TRITON_PACKAGE_DOC = '''"""Generated fused Triton kernels -- do not edit by hand; regenerate with ``actsym codegen --all``.
+
+Convention: ``{package}/<name>.py`` holds ``<name>_fwd_kernel`` and ``<name>_bwd_kernel`` (grad_x and every
+parameter gradient in one pass) and their launchers ``forward(x, *params)`` and
+``backward(grad, x, *params, needs=...)``; the files import only torch and triton. For autograd, torch.compile
+and torch.export use ``actsym.backends.make_module(name, backend="triton")``.
+
+Modules: {names}
+"""
+'''
+
+
 @dataclass
 class WriteResult:
     path: Path
@@ -46,12 +58,40 @@ def package_init(names: list[str]) -> str:
     return PACKAGE_DOC.format(names=", ".join(sorted(names)))
 
 
-def planned_files(acts: list[Activation], out_dir: Path, with_init: bool) -> dict[Path, str]:
-    """All files a codegen run would write, rendered in memory first (nothing touches disk on error)."""
+def triton_dir(out_dir: Path) -> Path:
+    """Where the Triton modules of ``out_dir`` go: the sibling package ``<out_dir>_triton`` (``generated`` ->
+    ``generated_triton``), so ``out_dir`` itself holds only the eager modules."""
+    out_dir = Path(out_dir)
+    return out_dir.parent / f"{out_dir.name}_triton"
+
+
+def _existing_modules(directory: Path) -> set[str]:
+    return {p.stem for p in directory.glob("*.py") if p.stem != "__init__"} if directory.exists() else set()
+
+
+def planned_files(acts: list[Activation], out_dir: Path, with_init: bool, triton: bool = True) -> dict[Path, str]:
+    """All files a codegen run would write, rendered in memory first (nothing touches disk on error).
+
+    With ``triton`` the fused Triton module of every activation the Triton printer supports goes to
+    :func:`triton_dir` (an activation with an unsupported node, e.g. ``atan``, gets the eager module only)."""
+    from actsym.codegen.triton_backend import UnsupportedNode, render
+
     files = {Path(out_dir) / f"{a.name}.py": a.source() for a in acts}
     if with_init:
-        existing = {p.stem for p in Path(out_dir).glob("*.py") if p.stem != "__init__"} if Path(out_dir).exists() else set()
+        existing = _existing_modules(Path(out_dir))
         files[Path(out_dir) / "__init__.py"] = package_init(sorted(existing | {a.name for a in acts}))
+    if triton:
+        tdir = triton_dir(out_dir)
+        rendered = {}
+        for a in acts:
+            try:
+                rendered[tdir / f"{a.name}.py"] = render(a.derivation)
+            except UnsupportedNode:
+                continue
+        files.update(rendered)
+        if with_init and rendered:
+            names = sorted(_existing_modules(tdir) | {p.stem for p in rendered})
+            files[tdir / "__init__.py"] = TRITON_PACKAGE_DOC.format(package=tdir.name, names=", ".join(names))
     return files
 
 
