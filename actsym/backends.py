@@ -6,7 +6,8 @@
 * ``"compile"``: the same module with ``backend="compile"`` (its math ``torch.compile``'d on first use);
 * ``"triton"``: :class:`FusedActivation`, the fused custom op of :mod:`actsym.codegen.custom_op` (generated
   Triton kernels on CUDA; the eager math on CPU, so the module still runs there); needs ``triton``;
-* ``"auto"``: ``"triton"`` when CUDA is available and Triton imports, else ``"eager"``.
+* ``"auto"``: ``"triton"`` when CUDA is available, Triton imports and the activation has a Triton translation
+  (no ``atan``/``erfc``...), else ``"eager"``.
 
 All four have the same parameters, buffers and ``state_dict`` keys, so a checkpoint moves between them.
 Triton and CUDA are probed lazily, when a module is built -- importing actsym never imports Triton.
@@ -97,12 +98,20 @@ def make_module(act, backend: str = "auto", num_parameters: int = 1, **init) -> 
     act = _activation(act)
     chosen = resolve_backend(backend)
     if chosen == "triton":
-        return FusedActivation(act, num_parameters=num_parameters, **init)
+        from actsym.codegen.custom_op import triton_unsupported
+
+        reason = triton_unsupported(act)
+        if reason is None:
+            return FusedActivation(act, num_parameters=num_parameters, **init)
+        if backend == "triton":
+            raise ValueError(f"{act.name} has no Triton kernels: {reason}")
+        chosen = "eager"  # auto: the eager module for activations the Triton printer cannot translate
+    # module_class, not act.module: Activation.module may itself delegate here
     if chosen == "compile":
         if "compile" in getattr(act.code, "BACKENDS", ()):
-            return act.module(num_parameters=num_parameters, backend="compile", **init)
-        return torch.compile(act.module(num_parameters=num_parameters, **init))
-    return act.module(num_parameters=num_parameters, **init)
+            return act.module_class(num_parameters=num_parameters, backend="compile", **init)
+        return torch.compile(act.module_class(num_parameters=num_parameters, **init))
+    return act.module_class(num_parameters=num_parameters, **init)
 
 
 def make_functional(act, backend: str = "auto"):

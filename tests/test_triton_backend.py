@@ -534,6 +534,10 @@ def test_backend_selection(monkeypatch):
     monkeypatch.setattr(custom_op, "triton_available", lambda: True)
     assert backends.resolve_backend("auto") == "triton"
     assert isinstance(backends.make_module("rational", backend="auto", a=2.0), backends.FusedActivation)
+    atan = actsym.define("atanact", "atan(x)")
+    assert type(backends.make_module(atan, backend="auto")) is atan.module_class  # no Triton translation
+    with pytest.raises(ValueError, match="no Triton kernels"):
+        backends.make_module(atan, backend="triton")
     monkeypatch.setattr(custom_op, "triton_available", lambda: False)
     assert backends.resolve_backend("auto") == "eager"
     with pytest.raises(RuntimeError, match="needs the triton package"):

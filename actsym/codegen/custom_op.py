@@ -14,7 +14,8 @@ One implementation serves every device; it picks, per call:
 * CUDA tensors and Triton importable: the generated Triton kernels (``generated_triton/<name>.py``);
 * CPU tensors, ``TRITON_INTERPRET=1`` set before Triton was imported, Triton importable: the same kernels
   in Triton's CPU interpreter (how CI tests them);
-* otherwise: the generated eager math (``<name>_value`` / ``<name>_grad_all``), float32 for half inputs.
+* otherwise (or when the activation has no Triton translation): the generated eager math (``<name>_value``
+  / ``<name>_grad_all``), float32 for half inputs.
 
 Backward uses the fused backward op when autograd is not recording (the usual case, also under
 ``torch.compile``) and the differentiable eager math when it is (``create_graph=True``), so double backward
@@ -81,6 +82,23 @@ def triton_source(act: Activation) -> str:
     from actsym.codegen.triton_backend import render
 
     return render(act.derivation)
+
+
+_UNSUPPORTED: dict[str, str | None] = {}
+
+
+def triton_unsupported(act: Activation) -> str | None:
+    """Why the activation has no Triton kernels (an unsupported node, e.g. ``atan``), or None."""
+    from actsym.codegen.triton_printer import UnsupportedNode
+
+    key = triton_hash(act)
+    if key not in _UNSUPPORTED:
+        try:
+            triton_source(act)
+            _UNSUPPORTED[key] = None
+        except UnsupportedNode as e:
+            _UNSUPPORTED[key] = str(e)
+    return _UNSUPPORTED[key]
 
 
 def triton_hash(act: Activation) -> str:
@@ -205,9 +223,20 @@ def _register(act: Activation, qualname: str) -> FusedOp:
     n = 1 + len(pnames)
     psig = "".join(f", Tensor {p}" for p in pnames)
 
+    resolved: dict = {}  # per-op cache: the hash-keyed lookups cost more than a kernel launch
+
+    def kernels(x):
+        """The Triton module to run for x, or None (eager math)."""
+        if not uses_triton(x):
+            return None
+        if "module" not in resolved:
+            resolved["module"] = triton_module(act) if triton_unsupported(act) is None else None
+        return resolved["module"]
+
     def fwd_impl(x, *params):
-        if uses_triton(x):
-            y = triton_module(act).forward(x, *params)
+        mod = kernels(x)
+        if mod is not None:
+            y = mod.forward(x, *params)
         else:
             with torch.no_grad():
                 y = eager_forward(act, x, params)
@@ -218,8 +247,9 @@ def _register(act: Activation, qualname: str) -> FusedOp:
 
     def bwd_impl(grad, x, *rest):
         *params, needs = rest
-        if uses_triton(x):
-            outs = triton_module(act).backward(grad, x, *params, needs=needs)
+        mod = kernels(x)
+        if mod is not None:
+            outs = mod.backward(grad, x, *params, needs=needs)
         else:
             with torch.no_grad():
                 outs = eager_backward(act, grad, x, params, needs)
