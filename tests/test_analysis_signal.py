@@ -83,6 +83,25 @@ def test_variance_map_fixed_points():
     assert fixed_point("tanh", 0.5).q == 0.0  # ordered phase: the signal dies
 
 
+def test_fixed_point_stability():
+    g = {n: init_gain(n) for n in ("relu", "tanh", "gelu")}
+    assert fixed_point("relu", g["relu"] ** 2).stability == "marginal"
+    assert fixed_point("tanh", g["tanh"] ** 2).stability == "stable"
+    gelu = fixed_point("gelu", g["gelu"] ** 2)  # relu-like for large q: the unit fixed point repels
+    assert gelu.q == pytest.approx(1.0) and gelu.stability == "unstable" and gelu.map_slope > 1.1
+
+
+def test_layer_statistics_probe():
+    from actsym.analysis.probe import layer_statistics
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.Tanh(), torch.nn.Linear(64, 10))
+    stats = layer_statistics(net, torch.randn(32, 64))
+    assert [s["layer"] for s in stats] == ["0", "2"]
+    assert all(s["grad_ratio"] > 0 and s["in_q"] > 0 for s in stats)
+    assert all(p.grad is not None for p in net.parameters())
+
+
 def test_report_lines():
     report = signal_report("relu")
     assert report["gain_exact"] == sp.sqrt(2)

@@ -113,12 +113,23 @@ _Q_TINY = 1e-200  # stands for q -> 0+ (x = sqrt(q) z stays representable)
 
 @dataclass(frozen=True)
 class FixedPoint:
-    """Fixed point of the variance map reached from ``q0`` and the slope χ there."""
+    """Fixed point of the variance map reached from ``q0``, the slope χ there, and ``map_slope`` =
+    dq_{l+1}/dq_l at q* (< 1: an attracting fixed point; > 1: repelling, so a finite-width network's
+    variance drifts away from it layer after layer; = 1: marginal, as for ReLU at gain √2)."""
 
     q: float
     chi: float
     converged: bool
     iterations: int
+    map_slope: float = math.nan
+
+    @property
+    def stability(self) -> str:
+        if not math.isfinite(self.map_slope):
+            return "unknown"
+        if abs(self.map_slope - 1) < 1e-6:
+            return "marginal"
+        return "stable" if self.map_slope < 1 else "unstable"
 
 
 def variance_map(act: Activation, q: float, sigma_w2: float, sigma_b2: float = 0.0) -> float:
@@ -129,6 +140,18 @@ def variance_map(act: Activation, q: float, sigma_w2: float, sigma_b2: float = 0
 def chi(act: Activation, q: float, sigma_w2: float) -> float:
     """χ = σ_w² E[f'(√q z)²]: per-layer growth factor of perturbations and gradients at variance q."""
     return sigma_w2 * moments(act, q=q).deriv_second
+
+
+def map_slope(act: Activation, q: float, sigma_w2: float, rel: float = 1e-4) -> float:
+    """dq_{l+1}/dq_l of the variance map at q (central difference; the quadrature is smooth in q)."""
+    if not (math.isfinite(q) and q > 0):
+        return math.nan
+    h = rel * q
+    return sigma_w2 * (moments(act, q=q + h).second - moments(act, q=q - h).second) / (2 * h)
+
+
+def _finish(act: Activation, q: float, sigma_w2: float, converged: bool, iterations: int) -> FixedPoint:
+    return FixedPoint(q, chi(act, max(q, _Q_TINY), sigma_w2), converged, iterations, map_slope(act, q, sigma_w2))
 
 
 def fixed_point(act: Activation | str, sigma_w2: float, sigma_b2: float = 0.0, q0: float = 1.0,
@@ -151,7 +174,7 @@ def fixed_point(act: Activation | str, sigma_w2: float, sigma_b2: float = 0.0, q
         if not math.isfinite(q) or q > q_max:
             return FixedPoint(math.inf, math.inf, False, i)
         if abs(q - prev) <= tol * q:
-            return FixedPoint(q, chi(act, max(q, _Q_TINY), sigma_w2), True, i)
+            return _finish(act, q, sigma_w2, True, i)
     if q < prev:  # decreasing: the fixed point is below q
         lo = q
         while h(lo) < 0:
@@ -167,9 +190,9 @@ def fixed_point(act: Activation | str, sigma_w2: float, sigma_b2: float = 0.0, q
                 return FixedPoint(math.inf, math.inf, False, max_iter)
         lo = q
     if lo == hi:
-        return FixedPoint(q, chi(act, max(q, _Q_TINY), sigma_w2), True, max_iter)
+        return _finish(act, q, sigma_w2, True, max_iter)
     q = optimize.brentq(h, lo, hi, xtol=1e-15, rtol=1e-12)
-    return FixedPoint(q, chi(act, max(q, _Q_TINY), sigma_w2), True, max_iter)
+    return _finish(act, q, sigma_w2, True, max_iter)
 
 
 def critical_sigma_w2(act: Activation | str, sigma_b2: float = 0.0, lo: float = 0.05, hi: float = 20.0
@@ -271,7 +294,8 @@ def format_signal_report(report: dict) -> str:
         if fp is None:
             continue
         extra = f" {report['torch_gain']:.6f}" if key == "at_torch_gain" else ""
-        lines.append(f"  {label}{extra}: q* = {fp.q:.6g}, χ = {fp.chi:.6g}"
+        slope = f" (map slope {fp.map_slope:.4g}: {fp.stability})" if math.isfinite(fp.map_slope) else ""
+        lines.append(f"  {label}{extra}: q* = {fp.q:.6g}{slope}, χ = {fp.chi:.6g}"
                      + ("" if fp.converged else " (not converged)") + f" -> {_regime(fp.chi)}")
     crit = report["critical_sigma_w2"]
     if crit is not None:  # only when asked for
