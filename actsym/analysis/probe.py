@@ -24,7 +24,7 @@ def layer_statistics(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None =
         records.append({"module": module, "in_q": float(inputs[0].detach().pow(2).mean()),
                         "out_q": float(output.detach().pow(2).mean())})
 
-    for name, m in model.named_modules():
+    for m in model.modules():
         if isinstance(m, WEIGHT_LAYERS):
             hooks.append(m.register_forward_hook(hook))
     try:
