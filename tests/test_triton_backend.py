@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ast
 import copy
+import functools
 import importlib.util
 import json
 import os
@@ -47,6 +48,12 @@ LAYOUTS = {
     "layer": ((3, 5, 41), False, 64, 2048),  # flat: M = 1, K = 615, 10 tiles with a tail
     "planes": ((2, 3, 5, 7), True, 32, 2048),  # AXIS 1: 6 planes of 35 (2 column tiles each)
     "rows": ((9, 3, 2), True, 32, 2),  # AXIS 0: 9 rows of 6, 2 row tiles per program (ITERS = 2)
+    "mixed": ((2, 3, 5, 7), "first", 32, 2048),  # first parameter per-channel, the others per-layer
+}
+#: Non-catalog activations: a removable singularity (Taylor patch at 0) and two parameters.
+CUSTOM = {
+    "sinc": ("sin(x)/x", {}),
+    "twoparam": ("Piecewise((a*x, x > 0), (b*expm1(x), True))", {"a": 1.0, "b": 0.5}),
 }
 FLOAT = [torch.float32, torch.float64]
 HALF = [torch.float16, torch.bfloat16]
@@ -59,7 +66,8 @@ def _cases() -> list[str]:
             cases += [f"{name}-{layout}-{str(dt)[6:]}" for dt in FLOAT]
         cases += [f"{name}-planes-{str(dt)[6:]}" for dt in HALF]
         cases.append(f"{name}-nan")
-    cases += [f"rational-{layout}-index64" for layout in LAYOUTS]
+    cases += [f"sinc-layer-{str(dt)[6:]}" for dt in FLOAT] + [f"twoparam-mixed-{str(dt)[6:]}" for dt in FLOAT]
+    cases += [f"rational-{layout}-index64" for layout in ("layer", "planes", "rows")]
     cases += ["rational-needs", "exponential-deterministic", "elu-empty", "silu-empty"]
     cases += ["module-rational", "module-mish", "module-compile-exp2"]
     return cases
@@ -77,10 +85,15 @@ def _tol(dtype):
     return {torch.float32: dict(rtol=2e-5, atol=2e-6), torch.float64: dict(rtol=1e-11, atol=1e-13)}.get(dtype, {})
 
 
-def _setup(name, layout, dtype, device, seed=0):
+@functools.cache
+def _activation(name):
     import actsym
 
-    act = actsym.get(name)
+    return actsym.define(name, CUSTOM[name][0], params=CUSTOM[name][1]) if name in CUSTOM else actsym.get(name)
+
+
+def _setup(name, layout, dtype, device, seed=0):
+    act = _activation(name)
     shape, per_channel, _, _ = LAYOUTS[layout]
     gen = torch.Generator().manual_seed(seed)
     x = torch.randn(shape, generator=gen, dtype=torch.float64) * 3
@@ -88,18 +101,24 @@ def _setup(name, layout, dtype, device, seed=0):
     x = x.to(dtype)
     n_ch = shape[1] if per_channel else 1
     pdtype = dtype if dtype in FLOAT else torch.float32  # half models keep float32 parameters
-    params = [(abs(p.init) + 0.5 + 0.5 * torch.rand(n_ch, generator=gen, dtype=torch.float64)).to(pdtype) for p in act.params.values()]
+    sizes = [1 if per_channel == "first" and i else n_ch for i in range(len(act.params))]
+    params = [
+        (abs(p.init) + 0.5 + 0.5 * torch.rand(size, generator=gen, dtype=torch.float64)).to(pdtype)
+        for p, size in zip(act.params.values(), sizes)
+    ]
     grad = torch.randn(shape, generator=gen, dtype=torch.float64).to(dtype)
     return act, x.to(device), [p.to(device) for p in params], grad.to(device)
 
 
 def _reference(act, x, params, grad):
-    """Values and gradients of the eager generated functional (autograd), parameter grads in (C,) shape."""
+    """Values and gradients of the eager generated functional (autograd), parameter grads in (C,) shape.
+    create_graph=True makes its backward run the out-of-place (differentiable) code -- the canonical eager
+    math; the in-place ``*_nograd`` variants are the eager backend's own business (tests/test_codegen_fast)."""
     views = [p.reshape(()) if p.numel() == 1 else p.view([1, -1] + [1] * (x.dim() - 2)) for p in params]
     xr = x.clone().requires_grad_()
     pr = [v.detach().clone().requires_grad_() for v in views]
     y = act.functional(xr, *pr)
-    grads = torch.autograd.grad(y, [xr, *pr], grad)
+    grads = [g.detach() for g in torch.autograd.grad(y, [xr, *pr], grad, create_graph=True)]
     return y.detach(), [grads[0]] + [g.reshape(p.shape) for g, p in zip(grads[1:], params)]
 
 
