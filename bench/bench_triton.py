@@ -158,6 +158,7 @@ def peak_bytes(module, x, g, device: str) -> int:
 
 
 def bench_one(name: str, dtype: torch.dtype, numel: int, repeat: int, device: str, compile_: bool) -> dict:
+    torch._dynamo.reset()  # fresh compile caches: Composite.forward is one code object (recompile limit 8)
     torch.manual_seed(0)
     x = (torch.randn(numel, device=device) * 3).to(dtype).requires_grad_()
     g = torch.randn(numel, device=device).to(dtype)
