@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import math
 import signal
 import threading
 from collections.abc import Mapping
@@ -99,13 +100,17 @@ def moments(
         z, w = _nodes(breaks_z, half_range)
         x = torch.from_numpy(loc + scale * z)
         f, fp = (t.numpy() for t in derivatives(fn, x, order=1))
-        terms = np.stack([f, f**2, fp**2])
-        totals = terms @ w
-        ends = np.abs(terms[:, [0, -1]] * w[[0, -1]]).max(axis=1)
-        if half_range >= 96 or np.all(ends <= 1e-17 * np.maximum(np.abs(totals), 1e-300)) or not np.all(
-            np.isfinite(totals)
-        ):
+        with np.errstate(over="ignore", invalid="ignore"):
+            terms = np.stack([f, f**2, fp**2])
+            totals = terms @ w
+            ends = np.abs(terms[:, [0, -1]] * w[[0, -1]]).max(axis=1)
+        settled = np.isfinite(totals) & (ends <= 1e-17 * np.maximum(np.abs(totals), 1e-300))
+        if settled.all():
             return Moments(*(float(v) for v in totals))
+        if half_range >= 96 or not np.isfinite(totals).all():
+            # the Gaussian does not tame f: the expectation diverges (sign unknown for E[f])
+            out = [float(t) if ok else (math.nan if i == 0 else math.inf) for i, (t, ok) in enumerate(zip(totals, settled))]
+            return Moments(*out)
         half_range *= 2
 
 
@@ -150,6 +155,55 @@ def _integrable_term(term: sp.Expr, x: sp.Symbol) -> bool:
         except sp.PolynomialError:
             return False
     return True
+
+
+def _phi(u):
+    return sp.S.Zero if u in (sp.oo, -sp.oo) else sp.exp(-(u**2) / 2) / sp.sqrt(2 * sp.pi)
+
+
+def _Phi(u):
+    return sp.S.One if u == sp.oo else sp.S.Zero if u == -sp.oo else (1 + sp.erf(u / sp.sqrt(2))) / 2
+
+
+def _gauss_power(k: int, lo, hi):
+    """∫_lo^hi u^k φ(u) du by I_k = [-u^(k-1) φ(u)]_lo^hi + (k-1) I_(k-2) (integration by parts)."""
+    if k == 0:
+        return _Phi(hi) - _Phi(lo)
+    edge = lambda u: sp.S.Zero if u in (sp.oo, -sp.oo) else u ** (k - 1) * _phi(u)  # noqa: E731
+    return edge(lo) - edge(hi) + (k - 1) * (_gauss_power(k - 2, lo, hi) if k >= 2 else 0)
+
+
+def _poly_exp_integral(term: sp.Expr, x: sp.Symbol, lo, hi):
+    """∫_lo^hi term φ(x) dx in closed form when term = polynomial(x) · exp(a x + b), else None.
+
+    Completing the square: x^n e^{a x} φ(x) = e^{a²/2} (u + a)^n φ(u) with u = x − a.
+    """
+    exps = [f for f in sp.Mul.make_args(term) if isinstance(f, sp.exp)]
+    rest = sp.Mul(*[f for f in sp.Mul.make_args(term) if not isinstance(f, sp.exp)])
+    arg = sp.expand(sp.Add(*[f.args[0] for f in exps]))
+    try:
+        lin, poly = sp.Poly(arg, x), sp.Poly(rest, x)
+    except sp.PolynomialError:
+        return None
+    if lin.degree() > 1 or any(c.has(sp.exp, sp.sin, sp.cos) for c in poly.coeffs()):
+        return None
+    a, b = (lin.all_coeffs() if lin.degree() == 1 else [sp.S.Zero, lin.as_expr()])
+    u = sp.Symbol("u", real=True)
+    shifted = sp.Poly(sp.expand(poly.as_expr().subs(x, u + a)), u)
+    lo_u, hi_u = (lim if lim in (sp.oo, -sp.oo) else lim - a for lim in (lo, hi))
+    total = sp.Add(*[c * _gauss_power(k, lo_u, hi_u) for (k,), c in shifted.terms()])
+    return sp.exp(b + a**2 / 2) * total
+
+
+def _trig_integral(term: sp.Expr, x: sp.Symbol):
+    """E[term] over the whole line with sin/cos written as complex exponentials (then completing the
+    square as for real exponentials); None if a piece is not of that form or the result is not real."""
+    parts = sp.Add.make_args(sp.expand(term.rewrite(sp.exp)))
+    pieces = [_poly_exp_integral(sp.powsimp(p), x, -sp.oo, sp.oo) for p in parts]
+    if any(p is None for p in pieces):
+        return None
+    value = sp.simplify(sp.expand_complex(sp.Add(*pieces)))
+    return None if value.has(sp.I) else value
 
 
 class _Timeout(Exception):
@@ -199,8 +253,13 @@ def gaussian_integral(expr: sp.Expr, x: sp.Symbol, seconds: float = 10.0) -> sp.
                     for term in sp.Add.make_args(sp.expand(value)):
                         if not _integrable_term(term, x):
                             return None
-                        total += sp.integrate(term * density, (x, iv.start, iv.end))
-            value = sp.simplify(total)
+                        closed = _poly_exp_integral(sp.powsimp(term), x, iv.start, iv.end)
+                        if closed is None and iv == sp.Interval(-sp.oo, sp.oo):
+                            closed = _trig_integral(term, x)
+                        if closed is None:  # sin/cos on a half-line: leave it to SymPy
+                            closed = sp.integrate(term * density, (x, iv.start, iv.end))
+                        total += closed
+            value = sp.simplify(total.rewrite(sp.erf))
     except (_Timeout, sp.PolynomialError, NotImplementedError, TypeError, ValueError, RecursionError):
         return None
     if value.has(sp.Integral) or value.free_symbols or not value.is_finite:

@@ -71,8 +71,8 @@ def init_gain(act: Activation | str, params: Mapping[str, float] | None = None) 
     """Variance-preserving gain ``1/sqrt(E[f(z)²])``, z ~ N(0, 1): use as ``std = gain/sqrt(fan_in)``
     (e.g. ``nn.init.kaiming_normal_(w, nonlinearity="linear")`` times ``gain``, or :func:`init_weights_`)."""
     m = moments(as_activation(act), params=params)
-    if not m.second > 0:
-        raise ValueError("E[f(z)^2] is zero: no variance-preserving gain")
+    if not (m.second > 0 and math.isfinite(m.second)):
+        raise ValueError(f"E[f(z)^2] = {m.second}: no variance-preserving gain")
     return 1.0 / math.sqrt(m.second)
 
 
@@ -257,7 +257,7 @@ def signal_report(act: Activation | str, symbolic: bool = True, critical: bool =
     act = as_activation(act)
     m = moments(act)
     exact = symbolic_moments(act) if symbolic else {}
-    gain = 1.0 / math.sqrt(m.second) if m.second > 0 else math.nan
+    gain = 1.0 / math.sqrt(m.second) if 0 < m.second < math.inf else math.nan
     tg = torch_gain(act)
     report = {
         "activation": act.name,
@@ -265,7 +265,7 @@ def signal_report(act: Activation | str, symbolic: bool = True, critical: bool =
         "exact": {k: v for k, v in exact.items() if v is not None},
         "gain": gain,
         "gain_exact": (1 / sp.sqrt(exact["second"])) if exact.get("second") is not None else None,
-        "gain_backward": 1.0 / math.sqrt(m.deriv_second) if m.deriv_second > 0 else math.nan,
+        "gain_backward": 1.0 / math.sqrt(m.deriv_second) if 0 < m.deriv_second < math.inf else math.nan,
         "torch_gain": tg,
         "at_gain": fixed_point(act, gain**2) if math.isfinite(gain) else None,
         "at_torch_gain": fixed_point(act, tg**2) if tg else None,
@@ -282,13 +282,13 @@ def _exact(report: dict, key: str) -> str:
 def format_signal_report(report: dict) -> str:
     """Text block for ``actsym show`` / ``actsym signal`` (one fact per line)."""
     lines = [f"signal propagation for {report['activation']} (z ~ N(0, 1), σ_b = 0)"]
-    lines.append(f"  E[f(z)]          {report['mean']: .10f}{_exact(report, 'mean')}")
-    lines.append(f"  E[f(z)^2]        {report['second']: .10f}{_exact(report, 'second')}")
-    lines.append(f"  E[f'(z)^2]       {report['deriv_second']: .10f}{_exact(report, 'deriv_second')}")
+    lines.append(f"  E[f(z)]          {_num(report['mean'])}{_exact(report, 'mean')}")
+    lines.append(f"  E[f(z)^2]        {_num(report['second'])}{_exact(report, 'second')}")
+    lines.append(f"  E[f'(z)^2]       {_num(report['deriv_second'])}{_exact(report, 'deriv_second')}")
     ge = report["gain_exact"]
-    lines.append(f"  init gain        {report['gain']: .10f}"
+    lines.append(f"  init gain        {_num(report['gain'], 'undefined')}"
                  + (f"  = {sp.sstr(sp.simplify(ge))}" if ge is not None else "") + "   (1/sqrt(E[f(z)^2]))")
-    lines.append(f"  backward gain    {report['gain_backward']: .10f}   (1/sqrt(E[f'(z)^2]))")
+    lines.append(f"  backward gain    {_num(report['gain_backward'], 'undefined')}   (1/sqrt(E[f'(z)^2]))")
     for key, label in (("at_gain", "σ_w = init gain"), ("at_torch_gain", "σ_w = torch gain")):
         fp = report[key]
         if fp is None:
@@ -301,6 +301,13 @@ def format_signal_report(report: dict) -> str:
     if crit is not None:  # only when asked for
         lines.append(f"  edge of chaos    σ_w² = {crit:.6g} (σ_w = {math.sqrt(crit):.6g}) gives χ(q*) = 1")
     return "\n".join(lines) + "\n"
+
+
+def _num(v: float, missing: str = "diverges") -> str:
+    """Fixed 10 decimals for ordinary values; ``missing`` for inf/nan (E over N(0,1) does not exist)."""
+    if not math.isfinite(v):
+        return f"{missing:>13}"
+    return f"{v: .10f}" if abs(v) < 1e6 else f"{v: .6e}"
 
 
 def _regime(c: float) -> str:
