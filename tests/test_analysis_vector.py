@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from actsym.analysis.vector import (
     VectorActivation,
+    channel_factory,
     derive_vector,
     is_vector_spec,
     softmax_activation,
@@ -101,3 +102,6 @@ def test_module_interface_copy_and_training_step():
     assert act.state_dict() == {} and "softmax" in repr(act)
     with pytest.raises(KeyError):
         vector_activation("nope")
+    conv_act = channel_factory("softmax")(64)
+    feat = torch.randn(2, 64, 5, 5)
+    assert torch.allclose(conv_act(feat), torch.softmax(feat, 1))

@@ -253,3 +253,10 @@ def vector_activation(spec: str, dim: int = -1) -> VectorActivation:
     if spec.startswith("normalized:"):
         return VectorActivation(spec.split(":", 1)[1], dim=dim, name=spec)
     raise KeyError(f"unknown vector activation {spec!r}; use softmax or normalized:<g>")
+
+
+def channel_factory(spec: str):
+    """``make(num_channels=None) -> module`` over dim 1 (the channel/feature dim of ``(N, C)`` and
+    ``(N, C, H, W)`` tensors): the interface the harness uses for pointwise activations."""
+    vector_activation(spec, dim=1)  # validate now, fail early
+    return lambda num_channels=None: vector_activation(spec, dim=1)
