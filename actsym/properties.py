@@ -311,6 +311,27 @@ def prop_functorch(act: Activation, s: Settings) -> str:
     return "vmap(grad(f)) == autograd"
 
 
+def prop_fast_path(act: Activation, s: Settings) -> str:
+    """The in-place (no-autograd) code gives the same numbers as the differentiable code."""
+    mod, name = act.code, act.name
+    pairs = [("value", 0)] + [("grad_x", 1)] + ([("grad_all", 1)] if act.spec.params else [])
+    x = torch.cat([torch.linspace(-12, 12, 301, dtype=torch.float64), torch.tensor(EXTREME, dtype=torch.float64)])
+    near = boundaries(act) + [r for pts in act.derivation.removable.values() for r in pts]
+    for k in near:
+        offsets = torch.tensor([0.0, 1e-7, 1e-3, 0.013, 0.031, 0.049], dtype=torch.float64)
+        x = torch.cat([x, k + offsets, k - offsets])
+    grad = torch.linspace(-1.5, 2.5, x.numel(), dtype=torch.float64)
+    ps = param_tensors(act)
+    for fn, takes_grad in pairs:
+        args = ((grad,) if takes_grad else ()) + (x, *ps)
+        with torch.no_grad():
+            slow, fast = getattr(mod, f"{name}_{fn}")(*args), getattr(mod, f"{name}_{fn}_nograd")(*args)
+        slow, fast = (slow, fast) if isinstance(slow, tuple) else ((slow,), (fast,))
+        for a, b in zip(slow, fast):
+            _check(torch.allclose(a, b, rtol=1e-12, atol=1e-300, equal_nan=True), f"{fn}: in-place result differs")
+    return f"{len(pairs)} functions on {x.numel()} points"
+
+
 def prop_continuity(act: Activation, s: Settings) -> str:
     """Report C0/C1 continuity of f at its parameter-free branch points (informational)."""
     pts = boundaries(act)
@@ -364,6 +385,7 @@ PROPERTIES: dict[str, Callable[[Activation, Settings], str]] = {
     "state-dict": prop_state_dict,
     "torch-compile": prop_compile,
     "torch-func": prop_functorch,
+    "fast-path": prop_fast_path,
     "continuity": prop_continuity,
     "native": prop_native,
 }

@@ -254,6 +254,8 @@ class InplacePrinter(TorchPrinter):
         if exp == 2:
             return self._unary(b, "torch.square")
         if exp == 3 and base.is_Symbol:
+            if b.ref is not None and b.ref in self.uses:
+                self.uses[b.ref] += 2  # x**3 reads x three times but was counted once
             return self._binary("mul", self._binary("mul", b, Val(b.code, b.kind, ref=b.ref)), b)
         if exp == -1:
             return self._unary(b, "torch.reciprocal")
