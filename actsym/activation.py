@@ -110,10 +110,16 @@ class Activation:
     def module_class(self):
         return getattr(self.code, self.class_name)
 
-    def module(self, **init):
+    def module(self, backend: str = "auto", **init):
         """Build the ``nn.Module``: ``num_parameters=C`` for per-channel parameters, ``<param>=value`` inits,
-        ``learnable=(names...)`` to choose which parameters are trained."""
-        return self.module_class(**init)
+        ``learnable=(names...)`` to choose which parameters are trained.
+
+        ``backend``: ``"eager"`` (generated torch code), ``"compile"`` (the same code through torch.compile),
+        ``"triton"`` (fused kernels as a custom op), ``"auto"`` (Triton on CUDA when available, else eager).
+        All backends share parameter names and ``state_dict`` keys."""
+        from actsym.backends import make_module
+
+        return make_module(self, backend=backend, **init)
 
     @property
     def functional(self):
