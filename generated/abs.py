@@ -80,6 +80,23 @@ class AbsFunction(torch.autograd.Function):
         return (grad_x(grad_, x_).to(x.dtype), *extra)
 
 
+class _AbsFunctionCtx(torch.autograd.Function):
+    """AbsFunction with an old-style ``forward(ctx, ...)``: same math, cheaper ``apply``."""
+
+    @staticmethod
+    def forward(ctx, x, backend):
+        AbsFunction.setup_context(ctx, (x, backend), None)
+        return AbsFunction.forward(x, backend)
+
+    backward = staticmethod(AbsFunction.backward)
+
+
+def _apply(x, backend):
+    if torch._C._are_functorch_transforms_active():
+        return AbsFunction.apply(x, backend)
+    return _AbsFunctionCtx.apply(x, backend)
+
+
 def _upcast(t):
     return t.float() if t.dtype in _HALF else t
 
@@ -118,7 +135,7 @@ def _check_backend(backend):
 
 def abs(x, backend="eager"):
     """Functional abs; parameters may be numbers or tensors broadcastable against x."""
-    return AbsFunction.apply(x, _check_backend(backend))
+    return _apply(x, _check_backend(backend))
 
 
 class Abs(torch.nn.Module):
@@ -134,7 +151,7 @@ class Abs(torch.nn.Module):
         self.backend = _check_backend(backend)
 
     def forward(self, x):
-        return AbsFunction.apply(x, self.backend)
+        return _apply(x, self.backend)
 
     def extra_repr(self):
         return f"backend={self.backend}"

@@ -121,6 +121,23 @@ class ELUFunction(torch.autograd.Function):
         )
 
 
+class _ELUFunctionCtx(torch.autograd.Function):
+    """ELUFunction with an old-style ``forward(ctx, ...)``: same math, cheaper ``apply``."""
+
+    @staticmethod
+    def forward(ctx, x, alpha, backend):
+        ELUFunction.setup_context(ctx, (x, alpha, backend), None)
+        return ELUFunction.forward(x, alpha, backend)
+
+    backward = staticmethod(ELUFunction.backward)
+
+
+def _apply(x, alpha, backend):
+    if torch._C._are_functorch_transforms_active():
+        return ELUFunction.apply(x, alpha, backend)
+    return _ELUFunctionCtx.apply(x, alpha, backend)
+
+
 def _upcast(t):
     return t.float() if t.dtype in _HALF else t
 
@@ -172,7 +189,7 @@ def _channel_view(p, x):
 
 def elu(x, alpha=1.0, backend="eager"):
     """Functional elu; parameters may be numbers or tensors broadcastable against x."""
-    return ELUFunction.apply(x, _as_tensor(alpha, x), _check_backend(backend))
+    return _apply(x, _as_tensor(alpha, x), _check_backend(backend))
 
 
 class ELU(torch.nn.Module):
@@ -197,7 +214,7 @@ class ELU(torch.nn.Module):
             self.register_buffer("alpha", value)
 
     def forward(self, x):
-        return ELUFunction.apply(x, _channel_view(self.alpha, x), self.backend)
+        return _apply(x, _channel_view(self.alpha, x), self.backend)
 
     def extra_repr(self):
         return f"num_parameters={self.num_parameters}, alpha={self.alpha.tolist()}, backend={self.backend}"

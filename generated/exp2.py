@@ -105,6 +105,23 @@ class ExP2Function(torch.autograd.Function):
         return (grad_x(grad_, x_).to(x.dtype), *extra)
 
 
+class _ExP2FunctionCtx(torch.autograd.Function):
+    """ExP2Function with an old-style ``forward(ctx, ...)``: same math, cheaper ``apply``."""
+
+    @staticmethod
+    def forward(ctx, x, backend):
+        ExP2Function.setup_context(ctx, (x, backend), None)
+        return ExP2Function.forward(x, backend)
+
+    backward = staticmethod(ExP2Function.backward)
+
+
+def _apply(x, backend):
+    if torch._C._are_functorch_transforms_active():
+        return ExP2Function.apply(x, backend)
+    return _ExP2FunctionCtx.apply(x, backend)
+
+
 def _upcast(t):
     return t.float() if t.dtype in _HALF else t
 
@@ -143,7 +160,7 @@ def _check_backend(backend):
 
 def exp2(x, backend="eager"):
     """Functional exp2; parameters may be numbers or tensors broadcastable against x."""
-    return ExP2Function.apply(x, _check_backend(backend))
+    return _apply(x, _check_backend(backend))
 
 
 class ExP2(torch.nn.Module):
@@ -159,7 +176,7 @@ class ExP2(torch.nn.Module):
         self.backend = _check_backend(backend)
 
     def forward(self, x):
-        return ExP2Function.apply(x, self.backend)
+        return _apply(x, self.backend)
 
     def extra_repr(self):
         return f"backend={self.backend}"

@@ -86,6 +86,23 @@ class ExPFunction(torch.autograd.Function):
         return (grad_x(grad_, x_).to(x.dtype), *extra)
 
 
+class _ExPFunctionCtx(torch.autograd.Function):
+    """ExPFunction with an old-style ``forward(ctx, ...)``: same math, cheaper ``apply``."""
+
+    @staticmethod
+    def forward(ctx, x, backend):
+        ExPFunction.setup_context(ctx, (x, backend), None)
+        return ExPFunction.forward(x, backend)
+
+    backward = staticmethod(ExPFunction.backward)
+
+
+def _apply(x, backend):
+    if torch._C._are_functorch_transforms_active():
+        return ExPFunction.apply(x, backend)
+    return _ExPFunctionCtx.apply(x, backend)
+
+
 def _upcast(t):
     return t.float() if t.dtype in _HALF else t
 
@@ -124,7 +141,7 @@ def _check_backend(backend):
 
 def exp_p(x, backend="eager"):
     """Functional exp_p; parameters may be numbers or tensors broadcastable against x."""
-    return ExPFunction.apply(x, _check_backend(backend))
+    return _apply(x, _check_backend(backend))
 
 
 class ExP(torch.nn.Module):
@@ -140,7 +157,7 @@ class ExP(torch.nn.Module):
         self.backend = _check_backend(backend)
 
     def forward(self, x):
-        return ExPFunction.apply(x, self.backend)
+        return _apply(x, self.backend)
 
     def extra_repr(self):
         return f"backend={self.backend}"

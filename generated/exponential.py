@@ -132,6 +132,23 @@ class ExponentialFunction(torch.autograd.Function):
         )
 
 
+class _ExponentialFunctionCtx(torch.autograd.Function):
+    """ExponentialFunction with an old-style ``forward(ctx, ...)``: same math, cheaper ``apply``."""
+
+    @staticmethod
+    def forward(ctx, x, a, backend):
+        ExponentialFunction.setup_context(ctx, (x, a, backend), None)
+        return ExponentialFunction.forward(x, a, backend)
+
+    backward = staticmethod(ExponentialFunction.backward)
+
+
+def _apply(x, a, backend):
+    if torch._C._are_functorch_transforms_active():
+        return ExponentialFunction.apply(x, a, backend)
+    return _ExponentialFunctionCtx.apply(x, a, backend)
+
+
 def _upcast(t):
     return t.float() if t.dtype in _HALF else t
 
@@ -183,7 +200,7 @@ def _channel_view(p, x):
 
 def exponential(x, a=0.0, backend="eager"):
     """Functional exponential; parameters may be numbers or tensors broadcastable against x."""
-    return ExponentialFunction.apply(x, _as_tensor(a, x), _check_backend(backend))
+    return _apply(x, _as_tensor(a, x), _check_backend(backend))
 
 
 class Exponential(torch.nn.Module):
@@ -208,7 +225,7 @@ class Exponential(torch.nn.Module):
             self.register_buffer("a", value)
 
     def forward(self, x):
-        return ExponentialFunction.apply(x, _channel_view(self.a, x), self.backend)
+        return _apply(x, _channel_view(self.a, x), self.backend)
 
     def extra_repr(self):
         return f"num_parameters={self.num_parameters}, a={self.a.tolist()}, backend={self.backend}"

@@ -86,6 +86,23 @@ class GELUFunction(torch.autograd.Function):
         return (grad_x(grad_, x_).to(x.dtype), *extra)
 
 
+class _GELUFunctionCtx(torch.autograd.Function):
+    """GELUFunction with an old-style ``forward(ctx, ...)``: same math, cheaper ``apply``."""
+
+    @staticmethod
+    def forward(ctx, x, backend):
+        GELUFunction.setup_context(ctx, (x, backend), None)
+        return GELUFunction.forward(x, backend)
+
+    backward = staticmethod(GELUFunction.backward)
+
+
+def _apply(x, backend):
+    if torch._C._are_functorch_transforms_active():
+        return GELUFunction.apply(x, backend)
+    return _GELUFunctionCtx.apply(x, backend)
+
+
 def _upcast(t):
     return t.float() if t.dtype in _HALF else t
 
@@ -124,7 +141,7 @@ def _check_backend(backend):
 
 def gelu(x, backend="eager"):
     """Functional gelu; parameters may be numbers or tensors broadcastable against x."""
-    return GELUFunction.apply(x, _check_backend(backend))
+    return _apply(x, _check_backend(backend))
 
 
 class GELU(torch.nn.Module):
@@ -140,7 +157,7 @@ class GELU(torch.nn.Module):
         self.backend = _check_backend(backend)
 
     def forward(self, x):
-        return GELUFunction.apply(x, self.backend)
+        return _apply(x, self.backend)
 
     def extra_repr(self):
         return f"backend={self.backend}"

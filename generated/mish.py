@@ -86,6 +86,23 @@ class MishFunction(torch.autograd.Function):
         return (grad_x(grad_, x_).to(x.dtype), *extra)
 
 
+class _MishFunctionCtx(torch.autograd.Function):
+    """MishFunction with an old-style ``forward(ctx, ...)``: same math, cheaper ``apply``."""
+
+    @staticmethod
+    def forward(ctx, x, backend):
+        MishFunction.setup_context(ctx, (x, backend), None)
+        return MishFunction.forward(x, backend)
+
+    backward = staticmethod(MishFunction.backward)
+
+
+def _apply(x, backend):
+    if torch._C._are_functorch_transforms_active():
+        return MishFunction.apply(x, backend)
+    return _MishFunctionCtx.apply(x, backend)
+
+
 def _upcast(t):
     return t.float() if t.dtype in _HALF else t
 
@@ -124,7 +141,7 @@ def _check_backend(backend):
 
 def mish(x, backend="eager"):
     """Functional mish; parameters may be numbers or tensors broadcastable against x."""
-    return MishFunction.apply(x, _check_backend(backend))
+    return _apply(x, _check_backend(backend))
 
 
 class Mish(torch.nn.Module):
@@ -140,7 +157,7 @@ class Mish(torch.nn.Module):
         self.backend = _check_backend(backend)
 
     def forward(self, x):
-        return MishFunction.apply(x, self.backend)
+        return _apply(x, self.backend)
 
     def extra_repr(self):
         return f"backend={self.backend}"

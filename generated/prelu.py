@@ -115,6 +115,23 @@ class PReLUFunction(torch.autograd.Function):
         )
 
 
+class _PReLUFunctionCtx(torch.autograd.Function):
+    """PReLUFunction with an old-style ``forward(ctx, ...)``: same math, cheaper ``apply``."""
+
+    @staticmethod
+    def forward(ctx, x, a, backend):
+        PReLUFunction.setup_context(ctx, (x, a, backend), None)
+        return PReLUFunction.forward(x, a, backend)
+
+    backward = staticmethod(PReLUFunction.backward)
+
+
+def _apply(x, a, backend):
+    if torch._C._are_functorch_transforms_active():
+        return PReLUFunction.apply(x, a, backend)
+    return _PReLUFunctionCtx.apply(x, a, backend)
+
+
 def _upcast(t):
     return t.float() if t.dtype in _HALF else t
 
@@ -166,7 +183,7 @@ def _channel_view(p, x):
 
 def prelu(x, a=0.25, backend="eager"):
     """Functional prelu; parameters may be numbers or tensors broadcastable against x."""
-    return PReLUFunction.apply(x, _as_tensor(a, x), _check_backend(backend))
+    return _apply(x, _as_tensor(a, x), _check_backend(backend))
 
 
 class PReLU(torch.nn.Module):
@@ -191,7 +208,7 @@ class PReLU(torch.nn.Module):
             self.register_buffer("a", value)
 
     def forward(self, x):
-        return PReLUFunction.apply(x, _channel_view(self.a, x), self.backend)
+        return _apply(x, _channel_view(self.a, x), self.backend)
 
     def extra_repr(self):
         return f"num_parameters={self.num_parameters}, a={self.a.tolist()}, backend={self.backend}"

@@ -84,6 +84,23 @@ class ReLUFunction(torch.autograd.Function):
         return (grad_x(grad_, x_).to(x.dtype), *extra)
 
 
+class _ReLUFunctionCtx(torch.autograd.Function):
+    """ReLUFunction with an old-style ``forward(ctx, ...)``: same math, cheaper ``apply``."""
+
+    @staticmethod
+    def forward(ctx, x, backend):
+        ReLUFunction.setup_context(ctx, (x, backend), None)
+        return ReLUFunction.forward(x, backend)
+
+    backward = staticmethod(ReLUFunction.backward)
+
+
+def _apply(x, backend):
+    if torch._C._are_functorch_transforms_active():
+        return ReLUFunction.apply(x, backend)
+    return _ReLUFunctionCtx.apply(x, backend)
+
+
 def _upcast(t):
     return t.float() if t.dtype in _HALF else t
 
@@ -122,7 +139,7 @@ def _check_backend(backend):
 
 def relu(x, backend="eager"):
     """Functional relu; parameters may be numbers or tensors broadcastable against x."""
-    return ReLUFunction.apply(x, _check_backend(backend))
+    return _apply(x, _check_backend(backend))
 
 
 class ReLU(torch.nn.Module):
@@ -138,7 +155,7 @@ class ReLU(torch.nn.Module):
         self.backend = _check_backend(backend)
 
     def forward(self, x):
-        return ReLUFunction.apply(x, self.backend)
+        return _apply(x, self.backend)
 
     def extra_repr(self):
         return f"backend={self.backend}"

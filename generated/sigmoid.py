@@ -82,6 +82,23 @@ class SigmoidFunction(torch.autograd.Function):
         return (grad_x(grad_, x_).to(x.dtype), *extra)
 
 
+class _SigmoidFunctionCtx(torch.autograd.Function):
+    """SigmoidFunction with an old-style ``forward(ctx, ...)``: same math, cheaper ``apply``."""
+
+    @staticmethod
+    def forward(ctx, x, backend):
+        SigmoidFunction.setup_context(ctx, (x, backend), None)
+        return SigmoidFunction.forward(x, backend)
+
+    backward = staticmethod(SigmoidFunction.backward)
+
+
+def _apply(x, backend):
+    if torch._C._are_functorch_transforms_active():
+        return SigmoidFunction.apply(x, backend)
+    return _SigmoidFunctionCtx.apply(x, backend)
+
+
 def _upcast(t):
     return t.float() if t.dtype in _HALF else t
 
@@ -120,7 +137,7 @@ def _check_backend(backend):
 
 def sigmoid(x, backend="eager"):
     """Functional sigmoid; parameters may be numbers or tensors broadcastable against x."""
-    return SigmoidFunction.apply(x, _check_backend(backend))
+    return _apply(x, _check_backend(backend))
 
 
 class Sigmoid(torch.nn.Module):
@@ -136,7 +153,7 @@ class Sigmoid(torch.nn.Module):
         self.backend = _check_backend(backend)
 
     def forward(self, x):
-        return SigmoidFunction.apply(x, self.backend)
+        return _apply(x, self.backend)
 
     def extra_repr(self):
         return f"backend={self.backend}"

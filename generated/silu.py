@@ -82,6 +82,23 @@ class SiLUFunction(torch.autograd.Function):
         return (grad_x(grad_, x_).to(x.dtype), *extra)
 
 
+class _SiLUFunctionCtx(torch.autograd.Function):
+    """SiLUFunction with an old-style ``forward(ctx, ...)``: same math, cheaper ``apply``."""
+
+    @staticmethod
+    def forward(ctx, x, backend):
+        SiLUFunction.setup_context(ctx, (x, backend), None)
+        return SiLUFunction.forward(x, backend)
+
+    backward = staticmethod(SiLUFunction.backward)
+
+
+def _apply(x, backend):
+    if torch._C._are_functorch_transforms_active():
+        return SiLUFunction.apply(x, backend)
+    return _SiLUFunctionCtx.apply(x, backend)
+
+
 def _upcast(t):
     return t.float() if t.dtype in _HALF else t
 
@@ -120,7 +137,7 @@ def _check_backend(backend):
 
 def silu(x, backend="eager"):
     """Functional silu; parameters may be numbers or tensors broadcastable against x."""
-    return SiLUFunction.apply(x, _check_backend(backend))
+    return _apply(x, _check_backend(backend))
 
 
 class SiLU(torch.nn.Module):
@@ -136,7 +153,7 @@ class SiLU(torch.nn.Module):
         self.backend = _check_backend(backend)
 
     def forward(self, x):
-        return SiLUFunction.apply(x, self.backend)
+        return _apply(x, self.backend)
 
     def extra_repr(self):
         return f"backend={self.backend}"

@@ -80,6 +80,23 @@ class SinFunction(torch.autograd.Function):
         return (grad_x(grad_, x_).to(x.dtype), *extra)
 
 
+class _SinFunctionCtx(torch.autograd.Function):
+    """SinFunction with an old-style ``forward(ctx, ...)``: same math, cheaper ``apply``."""
+
+    @staticmethod
+    def forward(ctx, x, backend):
+        SinFunction.setup_context(ctx, (x, backend), None)
+        return SinFunction.forward(x, backend)
+
+    backward = staticmethod(SinFunction.backward)
+
+
+def _apply(x, backend):
+    if torch._C._are_functorch_transforms_active():
+        return SinFunction.apply(x, backend)
+    return _SinFunctionCtx.apply(x, backend)
+
+
 def _upcast(t):
     return t.float() if t.dtype in _HALF else t
 
@@ -118,7 +135,7 @@ def _check_backend(backend):
 
 def sin(x, backend="eager"):
     """Functional sin; parameters may be numbers or tensors broadcastable against x."""
-    return SinFunction.apply(x, _check_backend(backend))
+    return _apply(x, _check_backend(backend))
 
 
 class Sin(torch.nn.Module):
@@ -134,7 +151,7 @@ class Sin(torch.nn.Module):
         self.backend = _check_backend(backend)
 
     def forward(self, x):
-        return SinFunction.apply(x, self.backend)
+        return _apply(x, self.backend)
 
     def extra_repr(self):
         return f"backend={self.backend}"

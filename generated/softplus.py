@@ -80,6 +80,23 @@ class SoftplusFunction(torch.autograd.Function):
         return (grad_x(grad_, x_).to(x.dtype), *extra)
 
 
+class _SoftplusFunctionCtx(torch.autograd.Function):
+    """SoftplusFunction with an old-style ``forward(ctx, ...)``: same math, cheaper ``apply``."""
+
+    @staticmethod
+    def forward(ctx, x, backend):
+        SoftplusFunction.setup_context(ctx, (x, backend), None)
+        return SoftplusFunction.forward(x, backend)
+
+    backward = staticmethod(SoftplusFunction.backward)
+
+
+def _apply(x, backend):
+    if torch._C._are_functorch_transforms_active():
+        return SoftplusFunction.apply(x, backend)
+    return _SoftplusFunctionCtx.apply(x, backend)
+
+
 def _upcast(t):
     return t.float() if t.dtype in _HALF else t
 
@@ -118,7 +135,7 @@ def _check_backend(backend):
 
 def softplus(x, backend="eager"):
     """Functional softplus; parameters may be numbers or tensors broadcastable against x."""
-    return SoftplusFunction.apply(x, _check_backend(backend))
+    return _apply(x, _check_backend(backend))
 
 
 class Softplus(torch.nn.Module):
@@ -134,7 +151,7 @@ class Softplus(torch.nn.Module):
         self.backend = _check_backend(backend)
 
     def forward(self, x):
-        return SoftplusFunction.apply(x, self.backend)
+        return _apply(x, self.backend)
 
     def extra_repr(self):
         return f"backend={self.backend}"

@@ -113,6 +113,23 @@ class SwishFunction(torch.autograd.Function):
         )
 
 
+class _SwishFunctionCtx(torch.autograd.Function):
+    """SwishFunction with an old-style ``forward(ctx, ...)``: same math, cheaper ``apply``."""
+
+    @staticmethod
+    def forward(ctx, x, beta, backend):
+        SwishFunction.setup_context(ctx, (x, beta, backend), None)
+        return SwishFunction.forward(x, beta, backend)
+
+    backward = staticmethod(SwishFunction.backward)
+
+
+def _apply(x, beta, backend):
+    if torch._C._are_functorch_transforms_active():
+        return SwishFunction.apply(x, beta, backend)
+    return _SwishFunctionCtx.apply(x, beta, backend)
+
+
 def _upcast(t):
     return t.float() if t.dtype in _HALF else t
 
@@ -164,7 +181,7 @@ def _channel_view(p, x):
 
 def swish(x, beta=1.0, backend="eager"):
     """Functional swish; parameters may be numbers or tensors broadcastable against x."""
-    return SwishFunction.apply(x, _as_tensor(beta, x), _check_backend(backend))
+    return _apply(x, _as_tensor(beta, x), _check_backend(backend))
 
 
 class Swish(torch.nn.Module):
@@ -189,7 +206,7 @@ class Swish(torch.nn.Module):
             self.register_buffer("beta", value)
 
     def forward(self, x):
-        return SwishFunction.apply(x, _channel_view(self.beta, x), self.backend)
+        return _apply(x, _channel_view(self.beta, x), self.backend)
 
     def extra_repr(self):
         return f"num_parameters={self.num_parameters}, beta={self.beta.tolist()}, backend={self.backend}"

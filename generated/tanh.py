@@ -80,6 +80,23 @@ class TanhFunction(torch.autograd.Function):
         return (grad_x(grad_, x_).to(x.dtype), *extra)
 
 
+class _TanhFunctionCtx(torch.autograd.Function):
+    """TanhFunction with an old-style ``forward(ctx, ...)``: same math, cheaper ``apply``."""
+
+    @staticmethod
+    def forward(ctx, x, backend):
+        TanhFunction.setup_context(ctx, (x, backend), None)
+        return TanhFunction.forward(x, backend)
+
+    backward = staticmethod(TanhFunction.backward)
+
+
+def _apply(x, backend):
+    if torch._C._are_functorch_transforms_active():
+        return TanhFunction.apply(x, backend)
+    return _TanhFunctionCtx.apply(x, backend)
+
+
 def _upcast(t):
     return t.float() if t.dtype in _HALF else t
 
@@ -118,7 +135,7 @@ def _check_backend(backend):
 
 def tanh(x, backend="eager"):
     """Functional tanh; parameters may be numbers or tensors broadcastable against x."""
-    return TanhFunction.apply(x, _check_backend(backend))
+    return _apply(x, _check_backend(backend))
 
 
 class Tanh(torch.nn.Module):
@@ -134,7 +151,7 @@ class Tanh(torch.nn.Module):
         self.backend = _check_backend(backend)
 
     def forward(self, x):
-        return TanhFunction.apply(x, self.backend)
+        return _apply(x, self.backend)
 
     def extra_repr(self):
         return f"backend={self.backend}"

@@ -149,7 +149,7 @@ def _function_class(name: str, cname: str, pnames: list[str]) -> list[str]:
             "",
             "",
         ]
-        return lines
+        return lines + _fast_apply(cname, sig)
     none_tail = ", ".join(["None"] * len(pnames))
     lines += [
         "        if not any(ctx.needs_input_grad[1:]):",
@@ -163,7 +163,32 @@ def _function_class(name: str, cname: str, pnames: list[str]) -> list[str]:
     for i, p in enumerate(pnames, start=1):
         lines += [f"            g_{p}.sum_to_size({p}.shape).to({p}.dtype) if ctx.needs_input_grad[{i}] else None,"]
     lines += ["            *extra,", "        )", "", ""]
-    return lines
+    return lines + _fast_apply(cname, sig)
+
+
+def _fast_apply(cname: str, sig: str) -> list[str]:
+    """An old-style twin of the Function (``Function.apply`` binds setup_context-style signatures with
+    ``inspect`` on every call, ~60 us) and ``_apply``, which uses the twin unless a torch.func transform
+    needs the setup_context form."""
+    return [
+        f"class _{cname}FunctionCtx(torch.autograd.Function):",
+        f'    """{cname}Function with an old-style ``forward(ctx, ...)``: same math, cheaper ``apply``."""',
+        "",
+        "    @staticmethod",
+        f"    def forward(ctx, {sig}, backend):",
+        f"        {cname}Function.setup_context(ctx, ({sig}, backend), None)",
+        f"        return {cname}Function.forward({sig}, backend)",
+        "",
+        f"    backward = staticmethod({cname}Function.backward)",
+        "",
+        "",
+        f"def _apply({sig}, backend):",
+        "    if torch._C._are_functorch_transforms_active():",
+        f"        return {cname}Function.apply({sig}, backend)",
+        f"    return _{cname}FunctionCtx.apply({sig}, backend)",
+        "",
+        "",
+    ]
 
 
 _RUNTIME = '''
@@ -230,7 +255,7 @@ def _functional_and_module(spec) -> list[str]:
         f'    """Functional {name}; parameters may be numbers or tensors broadcastable against x."""',
     ]
     args = "".join(f"_as_tensor({p}, x), " for p in pnames)
-    lines += [f"    return {cname}Function.apply(x, {args}_check_backend(backend))", "", ""]
+    lines += [f"    return _apply(x, {args}_check_backend(backend))", "", ""]
 
     lines += [f"class {cname}(torch.nn.Module):", f'    """{spec.title} as a module.']
     if pnames:
@@ -258,7 +283,7 @@ def _functional_and_module(spec) -> list[str]:
                 f'            self.register_buffer("{p}", value)',
             ]
         views = ", ".join(f"_channel_view(self.{p}, x)" for p in pnames)
-        lines += ["", "    def forward(self, x):", f"        return {cname}Function.apply(x, {views}, self.backend)", ""]
+        lines += ["", "    def forward(self, x):", f"        return _apply(x, {views}, self.backend)", ""]
         extra = ", ".join(f"{p}={{self.{p}.tolist()}}" for p in pnames) if pnames else ""
         lines += ["    def extra_repr(self):", f'        return f"num_parameters={{self.num_parameters}}, {extra}, backend={{self.backend}}"']
     else:
@@ -269,7 +294,7 @@ def _functional_and_module(spec) -> list[str]:
             "        self.backend = _check_backend(backend)",
             "",
             "    def forward(self, x):",
-            f"        return {cname}Function.apply(x, self.backend)",
+            "        return _apply(x, self.backend)",
             "",
             "    def extra_repr(self):",
             '        return f"backend={self.backend}"',
