@@ -122,3 +122,19 @@ def test_init_weights_keeps_deep_relu_variance():
         computed = net(x).pow(2).mean().item()
     assert default < 0.01  # q shrinks by 1/6 per layer down to the bias variance (~1e-3)
     assert 0.5 < computed < 2.0  # preserved up to finite-width fluctuations
+
+
+def test_cli_handler(capsys):
+    import argparse
+
+    from actsym.analysis.signal import add_signal_arguments, cmd_signal, signal_lines
+    from actsym.cli import UsageError
+
+    p = argparse.ArgumentParser()
+    add_signal_arguments(p)
+    assert cmd_signal(p.parse_args(["relu"])) == 0
+    out = capsys.readouterr().out
+    assert "init gain         1.4142135624  = sqrt(2)" in out and "edge of chaos" in out
+    with pytest.raises(UsageError):
+        cmd_signal(p.parse_args(["relu", "--sigma-b2", "-1"]))
+    assert any(line.startswith("  init gain") for line in signal_lines("tanh"))
