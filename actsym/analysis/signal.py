@@ -315,7 +315,7 @@ def _regime(c: float) -> str:
         return "diverges"
     if abs(c - 1) < 1e-6:
         return "edge of chaos"
-    return "ordered (gradients vanish)" if c < 1 else "chaotic (gradients explode)"
+    return f"{'ordered' if c < 1 else 'chaotic'} side (gradients x{c:.4g} per layer)"
 
 
 def signal_lines(act: Activation | str) -> list[str]:
