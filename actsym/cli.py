@@ -96,6 +96,10 @@ def cmd_show(args) -> int:
         print("  hazards     : none found for any parameter value")
     for line in d.checks:
         print(f"  verified    : {line}")
+    from actsym.analysis.signal import signal_lines
+
+    for line in signal_lines(act):
+        print(f"  {line}")
     return 0
 
 
@@ -188,7 +192,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_check)
 
     _add_harness_commands(sub)
+    _add_analysis_commands(sub)
     return parser
+
+
+def _add_analysis_commands(sub) -> None:
+    """``plot``, ``signal`` and ``toy2d``: their modules (matplotlib, scipy) are imported only when run."""
+    import importlib
+
+    commands = [
+        ("plot", "actsym.viz.plots", "plot f, f', f'' (and df/dparam) with branch points marked"),
+        ("signal", "actsym.analysis.signal", "Gaussian moments, init gain and variance-map fixed point"),
+        ("toy2d", "actsym.viz.toy2d", "2-D toy study: train narrow MLPs and animate how layers deform the plane"),
+    ]
+    for name, module, help_text in commands:
+        mod = importlib.import_module(module)
+        p = sub.add_parser(name, help=help_text)
+        getattr(mod, f"add_{name}_arguments")(p)
+        p.set_defaults(func=getattr(mod, f"cmd_{name}"))
 
 
 def _add_harness_commands(sub) -> None:

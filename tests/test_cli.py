@@ -114,3 +114,11 @@ def test_missing_dataset_is_a_one_line_error(tmp_path, monkeypatch, capsys):
     rc = main(["eval", "exp2", "--recipe", "mnist-mlp", "--data-dir", str(tmp_path / "empty"), "--epochs", "1"])
     err = capsys.readouterr().err
     assert rc == 2 and err.startswith("actsym: error:") and err.count("\n") == 1
+
+
+def test_analysis_commands_are_wired(tmp_path, capsys):
+    assert main(["signal", "relu"]) == 0
+    assert "sqrt(2)" in capsys.readouterr().out
+    assert main(["plot", "exp2", "--out", str(tmp_path), "--format", "png"]) == 0
+    assert any(p.stat().st_size > 0 for p in tmp_path.glob("*.png"))
+    assert main(["toy2d", "abs", "--epochs", "0"]) == 2  # one-line usage error

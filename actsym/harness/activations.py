@@ -36,6 +36,7 @@ class ActivationHandle:
     factory: Callable[[int | None], nn.Module] = field(repr=False, compare=False)
     latex: str | None = None
     source: str = "actsym"
+    activation: object = field(default=None, repr=False, compare=False)  # the actsym Activation, if any
 
     def make(self, num_channels: int | None = None) -> nn.Module:
         return self.factory(num_channels)
@@ -151,7 +152,7 @@ def _from_activation(act, spec_params: dict[str, float] | None, display: str | N
     return ActivationHandle(
         name=display or str(act.name), expr_str=str(act.expr), hash=str(act.source_hash) if not overrides else
         _short_hash(str(act.source_hash), overrides), params=params, learnable=learnable, factory=factory,
-        latex=getattr(act, "latex", None), source="actsym",
+        latex=getattr(act, "latex", None), source="actsym", activation=act,
     )
 
 
@@ -163,6 +164,8 @@ def resolve(spec, params: dict[str, float] | None = None) -> ActivationHandle:
     """
     if hasattr(spec, "spec") and hasattr(spec, "module"):  # an Activation object (e.g. from codegen --eval)
         return _from_activation(spec, params)
+    if isinstance(spec, str) and (spec == "softmax" or spec.startswith("normalized:")):
+        return _vector_handle(spec, params)
     core = _core()
     if core is None:
         return _resolve_fallback(spec, params)
@@ -187,3 +190,14 @@ def resolve(spec, params: dict[str, float] | None = None) -> ActivationHandle:
     name = "expr_" + _short_hash(spec, params)[:8]
     act = core.define(name, spec, params=params)
     return _from_activation(act, None, display=spec)
+
+
+def _vector_handle(spec: str, params: dict[str, float] | None) -> ActivationHandle:
+    """A vector activation (softmax over the feature/channel dim 1) as a harness handle."""
+    from actsym.analysis.vector import channel_factory
+
+    if params:
+        raise KeyError(f"vector activation {spec!r} takes no parameters")
+    make = channel_factory(spec)
+    return ActivationHandle(name=spec, expr_str=spec, hash=_short_hash("vector", spec), params={}, learnable=(),
+                            factory=lambda c: make(c), latex=None, source="actsym-vector")

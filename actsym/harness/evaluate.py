@@ -80,7 +80,7 @@ def run_eval(activation: Any, params: dict[str, float] | None = None, recipe: st
              out: str | Path = DEFAULT_OUT, quiet: bool = False, deterministic: bool = False,
              dataset: str | None = None, train_limit: int | None = None, test_limit: int | None = None,
              variant: str | None = None, overrides: dict[str, Any] | None = None, threads: int | None = None,
-             download: bool = False, dataset_obj: Any = None) -> dict[str, Path]:
+             download: bool = False, dataset_obj: Any = None, init_gain: str = "default") -> dict[str, Path]:
     """Train ``activation`` and the baselines on ``recipe`` for each seed; write the report.
 
     ``seeds``: a count (seeds 0..N-1) or explicit seeds.  ``baselines``: default the recipe's own
@@ -91,6 +91,10 @@ def run_eval(activation: Any, params: dict[str, float] | None = None, recipe: st
     """
     rec = recipe_registry.get(recipe)
     settings = recipe_registry.resolve_settings(rec, variant, overrides, epochs)
+    if init_gain not in ("default", "computed"):
+        raise KeyError(f"init_gain must be 'default' or 'computed', got {init_gain!r}")
+    if init_gain != "default":  # (absent when default, so earlier studies keep their ids)
+        settings["init_gain"] = init_gain
     dev = pick_device(device)
     if threads:
         torch.set_num_threads(int(threads))
@@ -189,6 +193,8 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--db", default=DEFAULT_DB, help="SQLite results file")
     parser.add_argument("--out", default=DEFAULT_OUT, help="report directory")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--init-gain", choices=["default", "computed"], default="default",
+                        help="computed: weights N(0, gain²/fan_in) with the activation's variance-preserving gain")
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -200,7 +206,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
                      baselines=baselines, data_dir=args.data_dir, device=args.device, db=args.db, out=args.out,
                      quiet=args.quiet, deterministic=args.deterministic, dataset=args.dataset,
                      train_limit=args.train_limit, test_limit=args.test_limit, variant=args.variant,
-                     overrides=_sets(args.overrides), threads=args.threads, download=args.download)
+                     overrides=_sets(args.overrides), threads=args.threads, download=args.download,
+                     init_gain=args.init_gain)
     print(f"report: {paths['markdown']}\n        {paths['html']}\nresults: {paths['db']}")
     return 0
 

@@ -179,9 +179,25 @@ def build_model(recipe, handle: ActivationHandle, settings: Mapping[str, Any], n
     torch.manual_seed(seed)
     model, acts = build_tracked(lambda act: recipe.build_model(act, settings, num_classes), handle.make)
     copy_matching_weights(reference, model)
+    if settings.get("init_gain", "default") == "computed":
+        _computed_gain_init(model, handle, seed)
     fmt = torch.channels_last if settings.get("channels_last") else torch.contiguous_format
     model.to(device=device, memory_format=fmt)
     return model, acts
+
+
+def _computed_gain_init(model: nn.Module, handle: ActivationHandle, seed: int) -> None:
+    """Weights N(0, gain²/fan_in) with the activation's variance-preserving gain 1/sqrt(E[f(z)²]) (see
+    actsym.analysis.signal); the first layer sees raw inputs and gets gain 1. Seeded: paired across activations."""
+    from actsym.analysis.signal import init_gain, init_weights_
+
+    if handle.activation is None:
+        raise KeyError(f"--init-gain computed needs a symbolic activation; {handle.name!r} has none")
+    gain = init_gain(handle.activation, handle.params)
+    torch.manual_seed(seed)
+    init_weights_(model, gain)
+    first = next(m for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)))
+    init_weights_(first, 1.0)
 
 
 # ----------------------------------------------------------------------------------------------
