@@ -14,11 +14,8 @@ piecewise pieces (``Abs``, ``sign``, ``Piecewise``), and only within a time budg
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import math
-import signal
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -28,7 +25,7 @@ import torch
 
 from actsym.activation import Activation
 from actsym.analysis.common import derivatives, param_values, pointwise
-from actsym.derive import branches, effective_regions
+from actsym.derive import _Timeout, branches, effective_regions, time_budget
 from actsym.functions import expm1, log1p, sigmoid, softplus
 
 NODES = 16  # Gauss–Legendre nodes per segment
@@ -206,29 +203,6 @@ def _trig_integral(term: sp.Expr, x: sp.Symbol):
     return None if value.has(sp.I) else value
 
 
-class _Timeout(Exception):
-    pass
-
-
-@contextlib.contextmanager
-def _budget(seconds: float):
-    """SIGALRM time limit in the main thread; elsewhere the allowlist above is the only guard."""
-    if not hasattr(signal, "SIGALRM") or threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum, frame):
-        raise _Timeout
-
-    old = signal.signal(signal.SIGALRM, handler)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
-
-
 def gaussian_integral(expr: sp.Expr, x: sp.Symbol, seconds: float = 10.0) -> sp.Expr | None:
     """E[expr(z)] for z ~ N(0, 1) in closed form, or None (not attempted, failed, or over budget).
 
@@ -241,7 +215,7 @@ def gaussian_integral(expr: sp.Expr, x: sp.Symbol, seconds: float = 10.0) -> sp.
     density = sp.exp(-(x**2) / 2) / sp.sqrt(2 * sp.pi)
     total = sp.S.Zero
     try:
-        with _budget(seconds):
+        with time_budget(seconds):
             for (value, _), region in zip(pieces, regions):
                 if region is None:
                     return None
