@@ -22,7 +22,8 @@ class UsageError(Exception):
 # ------------------------------------------------------------------------------------------------------
 
 
-def _parse_params(items: list[str] | None) -> dict[str, float]:
+def parse_params(items: list[str] | None) -> dict[str, float]:
+    """``--param NAME=VALUE`` items -> {name: float}; a bad item is a one-line UsageError."""
     out: dict[str, float] = {}
     for item in items or []:
         key, sep, value = item.partition("=")
@@ -46,7 +47,7 @@ def resolve_activation(args):
     """A catalog name, or an expression defined on the fly from --name/--param/--fixed."""
     import actsym
 
-    params = _parse_params(args.param)
+    params = parse_params(args.param)
     text = args.activation
     if text in actsym.names() and not params and not args.name:
         return actsym.get(text)

@@ -122,3 +122,9 @@ def test_analysis_commands_are_wired(tmp_path, capsys):
     assert main(["plot", "exp2", "--out", str(tmp_path), "--format", "png"]) == 0
     assert any(p.stat().st_size > 0 for p in tmp_path.glob("*.png"))
     assert main(["toy2d", "abs", "--epochs", "0"]) == 2  # one-line usage error
+
+
+def test_eval_bad_param_is_a_one_line_error(capsys):
+    assert main(["eval", "swish", "--param", "beta=abc", "--dataset", "mnist-subset"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("actsym: error: --param beta") and err.count("\n") == 1

@@ -127,7 +127,24 @@ TORCH_FUNCTIONS = {
 }
 
 
-class TorchPrinter(StrPrinter):
+class LogicPrinting:
+    """Comparisons and boolean masks, printed the same way for torch and Triton tensors."""
+
+    def _print_Relational(self, e):
+        op = {"==": "==", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}[e.rel_op]
+        return f"({self._print(e.lhs)} {op} {self._print(e.rhs)})"
+
+    def _print_And(self, e):
+        return " & ".join(f"({self._print(a)})" for a in e.args)
+
+    def _print_Or(self, e):
+        return " | ".join(f"({self._print(a)})" for a in e.args)
+
+    def _print_Not(self, e):
+        return f"~({self._print(e.args[0])})"
+
+
+class TorchPrinter(LogicPrinting, StrPrinter):
     """Prints one expression as PyTorch code. ``like`` names a tensor used to give constants a dtype."""
 
     printmethod = "_torchcode"
@@ -272,20 +289,6 @@ class TorchPrinter(StrPrinter):
         for value, cond in reversed(pairs):
             out = f"torch.where({self._print(cond)}, {self._print(value)}, {out})"
         return out
-
-    # -- logic -------------------------------------------------------------------------------------
-    def _print_Relational(self, e):
-        op = {"==": "==", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}[e.rel_op]
-        return f"({self._print(e.lhs)} {op} {self._print(e.rhs)})"
-
-    def _print_And(self, e):
-        return " & ".join(f"({self._print(a)})" for a in e.args)
-
-    def _print_Or(self, e):
-        return " | ".join(f"({self._print(a)})" for a in e.args)
-
-    def _print_Not(self, e):
-        return f"~({self._print(e.args[0])})"
 
     def emptyPrinter(self, e):
         raise UnsupportedNode(f"cannot print {type(e).__name__} as torch code")

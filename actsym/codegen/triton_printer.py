@@ -17,7 +17,7 @@ import sympy as sp
 from sympy.printing.precedence import PRECEDENCE
 from sympy.printing.str import StrPrinter
 
-from actsym.codegen.printer import Clamp, Select, UnsupportedNode, Where
+from actsym.codegen.printer import Clamp, LogicPrinting, Select, UnsupportedNode, Where
 
 #: Largest integer power printed as a product (``x*x*...*x``); larger ones are unsupported.
 MAX_INT_POWER = 16
@@ -148,7 +148,7 @@ def helper_closure(names) -> list[str]:
     return out
 
 
-class TritonPrinter(StrPrinter):
+class TritonPrinter(LogicPrinting, StrPrinter):
     """Prints one expression as Triton code; records the helpers it used in ``self.helpers``."""
 
     printmethod = "_tritoncode"
@@ -298,20 +298,6 @@ class TritonPrinter(StrPrinter):
         for value, cond in reversed(pairs):
             out = f"tl.where({self._print(cond)}, {self._branch(value)}, {out})"
         return out
-
-    # -- logic -------------------------------------------------------------------------------------
-    def _print_Relational(self, e):
-        op = {"==": "==", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}[e.rel_op]
-        return f"({self._print(e.lhs)} {op} {self._print(e.rhs)})"
-
-    def _print_And(self, e):
-        return " & ".join(f"({self._print(a)})" for a in e.args)
-
-    def _print_Or(self, e):
-        return " | ".join(f"({self._print(a)})" for a in e.args)
-
-    def _print_Not(self, e):
-        return f"~({self._print(e.args[0])})"
 
     def emptyPrinter(self, e):
         raise UnsupportedNode(f"cannot print {type(e).__name__} as Triton code")

@@ -150,16 +150,6 @@ def run_eval(activation: Any, params: dict[str, float] | None = None, recipe: st
 # CLI
 
 
-def _params(items: Sequence[str] | None) -> dict[str, float]:
-    out = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise argparse.ArgumentTypeError(f"--param expects k=v, got {item!r}")
-        out[key.strip()] = float(value)
-    return out
-
-
 def _sets(items: Sequence[str] | None) -> dict[str, str]:
     out = {}
     for item in items or []:
@@ -202,7 +192,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.seed_list:
         seeds = [int(s) for s in args.seed_list.split(",") if s.strip()]
     baselines = [b.strip() for b in args.baselines.split(",") if b.strip()] if args.baselines else None
-    paths = run_eval(args.activation, _params(args.param), recipe=args.recipe, seeds=seeds, epochs=args.epochs,
+    from actsym.cli import parse_params
+
+    paths = run_eval(args.activation, parse_params(args.param), recipe=args.recipe, seeds=seeds, epochs=args.epochs,
                      baselines=baselines, data_dir=args.data_dir, device=args.device, db=args.db, out=args.out,
                      quiet=args.quiet, deterministic=args.deterministic, dataset=args.dataset,
                      train_limit=args.train_limit, test_limit=args.test_limit, variant=args.variant,

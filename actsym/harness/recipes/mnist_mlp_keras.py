@@ -13,11 +13,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
 from torch import nn
 
 from ..models import ActFactory, mlp
-from ..train import TensorData, images_to_float
+from .mnist_mlp import prepare  # noqa: F401 - same data: flattened pixels scaled to [0, 1]
 
 NAME = "mnist-mlp-keras"
 DESCRIPTION = "Keras-style 784-16-10 MLP with Adam (sigmoid vs ReLU), 1-3 hidden layers"
@@ -49,16 +48,6 @@ REFERENCE: dict[str, Any] = {
     "h2": {"sigmoid": 85.72, "relu": 93.56},
     "h3": {"sigmoid": 75.39, "relu": 93.83},
 }
-
-
-def prepare(dataset, settings: dict[str, Any], device: torch.device) -> TensorData:
-    return TensorData(
-        x_train=images_to_float(dataset.x_train, None, None, device, flatten=True),
-        y_train=dataset.y_train.to(device),
-        x_test=images_to_float(dataset.x_test, None, None, device, flatten=True),
-        y_test=dataset.y_test.to(device),
-        num_classes=int(dataset.num_classes),
-    )
 
 
 def build_model(act: ActFactory, settings: dict[str, Any], num_classes: int) -> nn.Module:
