@@ -17,11 +17,21 @@ class Activation:
 
     For catalog entries the committed module in ``generated/`` is used when its source hash matches the spec,
     so importing and building modules is instant; otherwise the code is generated in memory.
+
+    The symbolic work (derivation, rendering the source, higher derivatives) shares one time budget
+    (``budget`` seconds, default ``ACTSYM_BUDGET`` or 30 s, see :mod:`actsym.budget`), minus ``spent`` (what
+    validating the spec took). Each stage runs in a worker process that is killed when the budget is spent;
+    the refusal (:class:`actsym.budget.BudgetExceeded`) names the stage.
     """
 
-    def __init__(self, spec: ActivationSpec, prefer_generated: bool = False):
+    def __init__(self, spec: ActivationSpec, prefer_generated: bool = False, budget: float | None = None,
+                 spent: float = 0.0):
         self.spec = spec
         self._prefer_generated = prefer_generated
+        self._budget = budget
+        self._spent = spent
+        self._source: str | None = None
+        self._higher: dict[tuple[str, int], sp.Expr] = {}
 
     # -- identity ----------------------------------------------------------------------------------
     @property
@@ -55,11 +65,22 @@ class Activation:
         return f"Activation({self.name!r}, {sp.sstr(self.expr)!r}{', ' + ps if ps else ''})"
 
     # -- symbolic ----------------------------------------------------------------------------------
+    def _budgeted(self, fn, *args, stage_name: str):
+        """``fn(*args)`` in a worker under what is left of this activation's budget."""
+        from actsym.budget import budget_seconds, run_budgeted
+
+        total = budget_seconds(self._budget)
+        result, spent = run_budgeted(fn, *args, stage_name=stage_name, seconds=total - self._spent, total=total)
+        self._spent += spent
+        return result
+
     @functools.cached_property
     def derivation(self):
         from actsym.derivation import derive
 
-        return derive(self.spec)
+        d = self._budgeted(derive, self.spec, stage_name="derivation")
+        d.spec = self.spec  # the worker sent back an equal copy; keep one spec object
+        return d
 
     def symbol(self, name: str) -> sp.Symbol:
         if name == "x":
@@ -73,10 +94,13 @@ class Activation:
         key = wrt.name if isinstance(wrt, sp.Symbol) else wrt
         if order == 1:
             return self.derivation.grads[key]
-        from actsym.derive import differentiate
+        if (key, order) not in self._higher:
+            from actsym.derive import differentiate
 
-        d = self.derivative(key, order - 1)
-        return differentiate(d, self.symbol(key))
+            d = self.derivative(key, order - 1)
+            stage_name = f"derivation of d{order}f/d{key}{order}"
+            self._higher[key, order] = self._budgeted(differentiate, d, self.symbol(key), stage_name=stage_name)
+        return self._higher[key, order]
 
     @property
     def hazards(self) -> list[dict]:
@@ -85,9 +109,12 @@ class Activation:
     # -- code --------------------------------------------------------------------------------------
     def source(self) -> str:
         """The generated eager module source (what ``actsym codegen`` writes)."""
-        from actsym.codegen.eager import render
+        if self._source is None:
+            from actsym.codegen.eager import render
 
-        return render(self.derivation)
+            d = self.derivation
+            self._source = self._budgeted(render, d, stage_name="rendering of the generated module")
+        return self._source
 
     @functools.cached_property
     def code(self) -> types.ModuleType:

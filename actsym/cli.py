@@ -87,7 +87,7 @@ def cmd_show(args) -> int:
     for k in act.spec.params:
         print(f"  df/d{k:<7} = {sp.sstr(d.grads[k])}")
     print(f"  LaTeX       : {act.latex}")
-    print(f"  continuity  : {prop_continuity(act, Settings())}")
+    print(f"  continuity  : {_informational('continuity check', prop_continuity, act, Settings())}")
     for key, pts in d.removable.items():
         print(f"  limits      : {key} has a removable singularity at x = {pts} (evaluated by its Taylor series)")
     if d.hazards:
@@ -99,9 +99,22 @@ def cmd_show(args) -> int:
         print(f"  verified    : {line}")
     from actsym.analysis.signal import signal_lines
 
-    for line in signal_lines(act):
+    lines = _informational("signal analysis", signal_lines, act)
+    for line in lines if isinstance(lines, list) else [f"signal      : {lines}"]:
         print(f"  {line}")
     return 0
+
+
+def _informational(stage_name: str, fn, *args):
+    """An informational part of ``show``: if it fails, its line says so (with the exception type), and the
+    rest of the report still prints."""
+    from actsym.budget import StageFailed, stage
+
+    try:
+        with stage(stage_name):
+            return fn(*args)
+    except StageFailed as e:
+        return f"not computed ({e})"
 
 
 def cmd_codegen(args) -> int:

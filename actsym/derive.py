@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
+import time
 
 import sympy as sp
 
@@ -40,13 +41,19 @@ def time_budget(seconds: float):
     def handler(signum, frame):
         raise _Timeout
 
+    # An enclosing budget (actsym.budget's in-process fallback, or another time_budget) keeps its deadline:
+    # the inner one never outlasts it, and the outer alarm is re-armed on exit (due at once if it passed).
+    outer_left, _ = signal.getitimer(signal.ITIMER_REAL)
+    start = time.monotonic()
     old = signal.signal(signal.SIGALRM, handler)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    signal.setitimer(signal.ITIMER_REAL, min(seconds, outer_left) if outer_left > 0 else seconds)
     try:
         yield
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old)
+        if outer_left > 0:
+            signal.setitimer(signal.ITIMER_REAL, max(outer_left - (time.monotonic() - start), 1e-4))
 
 
 def _function_types(e: sp.Basic) -> set[type]:
@@ -91,37 +98,50 @@ def branches(expr: sp.Expr) -> list[tuple[sp.Expr, sp.Basic]]:
     return [(expr, sp.true)]
 
 
+#: Seconds one branch's region may take (SymPy's set algebra on products of many-branch Piecewise can
+#: take minutes); past it the region is unknown (None), like a parameter-dependent one.
+REGION_SECONDS = 2
+
+
 def effective_regions(conds: list[sp.Basic], x: sp.Symbol) -> list[sp.Set | None]:
     """Set of x where each branch is *selected* (its condition holds and no earlier one does).
 
-    ``None`` when a condition is not a univariate condition on x (e.g. depends on a parameter).
+    ``None`` when a region is unknown: a condition that is not a univariate condition on x (it depends on a
+    parameter: substitute parameter values first for regions at those values), one SymPy cannot turn into
+    a set, or one whose set algebra runs past ``REGION_SECONDS``. Every region after an unknown one is
+    unknown too (it depends on what the unknown one took).
     """
     regions: list[sp.Set | None] = []
     taken: sp.Set | None = sp.S.EmptySet
     for c in conds:
-        try:
-            s = sp.S.Reals if c is sp.true else c.as_set()
-            if c.free_symbols - {x}:
-                raise NotImplementedError
-        except (NotImplementedError, AttributeError, TypeError, ValueError):
+        if taken is None or (c is not sp.true and c.free_symbols - {x}):
             regions.append(None)
             taken = None
             continue
-        if taken is None:
+        try:
+            with time_budget(REGION_SECONDS):
+                s = sp.S.Reals if c is sp.true else c.as_set()
+                region = sp.Intersection(s, sp.Complement(sp.S.Reals, taken))
+                taken = sp.Union(taken, s)
+        except (_Timeout, NotImplementedError, AttributeError, TypeError, ValueError, RecursionError):
             regions.append(None)
+            taken = None
             continue
-        regions.append(sp.Intersection(s, sp.Complement(sp.S.Reals, taken)))
-        taken = sp.Union(taken, s)
+        regions.append(region)
     return regions
 
 
-def interior_points(region: sp.Set, count: int = 3, margin: float = 0.05) -> list[float]:
-    """A few deterministic points well inside ``region`` (for numeric checks and safe substitution)."""
+def interior_points(region: sp.Set, count: int = 3, margin: float = 0.05, isolated: bool = True) -> list[float]:
+    """A few deterministic points well inside ``region`` (for numeric checks and safe substitution).
+
+    ``isolated=False`` leaves out the isolated points of the region (a one-point branch such as {x = 0} has
+    no interior: a finite difference there crosses into its neighbours)."""
     intervals = list(region.args) if isinstance(region, sp.Union) else [region]
     points: list[float] = []
     for iv in intervals:
         if isinstance(iv, sp.FiniteSet):
-            points += [float(p) for p in iv if p.is_real]
+            if isolated:
+                points += [float(p) for p in iv if p.is_real]
             continue
         if not isinstance(iv, sp.Interval):
             continue
@@ -135,6 +155,8 @@ def interior_points(region: sp.Set, count: int = 3, margin: float = 0.05) -> lis
         else:
             a, b = float(lo), float(hi)
             w = b - a
+            if w <= 0:
+                continue
             cands = [a + w * f for f in (0.5, 0.31, 0.77, 0.12, 0.9)]
             cands = [c for c in cands if min(c - a, b - c) >= min(margin, w / 10)]
         points += cands

@@ -30,6 +30,17 @@ class StableFunction(sp.Function):
     def _eval_is_real(self):
         return self.args[0].is_real
 
+    #: LaTeX of f(u) with ``%s`` for u; raised to a power, it is parenthesised (``\left(...\right)^{2}``).
+    latex_template = r"\operatorname{f}\left(%s\right)"
+
+    def _latex(self, printer, exp=None):
+        tex = self.latex_template % printer._print(self.args[0])
+        if exp is None:
+            return tex
+        if not self.latex_template.startswith(r"\left("):
+            tex = r"\left(%s\right)" % tex
+        return r"%s^{%s}" % (tex, exp)
+
     def _eval_evalf(self, prec):
         arg = self.args[0]._eval_evalf(prec)
         if arg is None or not arg.is_Number:
@@ -56,8 +67,7 @@ class sigmoid(StableFunction):
         if u == 0:
             return sp.Rational(1, 2)
 
-    def _latex(self, printer):
-        return r"\sigma\left(%s\right)" % printer._print(self.args[0])
+    latex_template = r"\sigma\left(%s\right)"
 
 
 class softplus(StableFunction):
@@ -80,8 +90,7 @@ class softplus(StableFunction):
         if u == 0:
             return sp.log(2)
 
-    def _latex(self, printer):
-        return r"\operatorname{softplus}\left(%s\right)" % printer._print(self.args[0])
+    latex_template = r"\operatorname{softplus}\left(%s\right)"
 
 
 class log1p(StableFunction):
@@ -101,8 +110,7 @@ class log1p(StableFunction):
         if u == 0:
             return sp.S.Zero
 
-    def _latex(self, printer):
-        return r"\log\left(1 + %s\right)" % printer._print(self.args[0])
+    latex_template = r"\log\left(1 + %s\right)"
 
 
 class expm1(StableFunction):
@@ -122,8 +130,7 @@ class expm1(StableFunction):
         if u == 0:
             return sp.S.Zero
 
-    def _latex(self, printer):
-        return r"\left(e^{%s} - 1\right)" % printer._print(self.args[0])
+    latex_template = r"\left(e^{%s} - 1\right)"
 
 
 STABLE_FUNCTIONS: dict[str, type[StableFunction]] = {

@@ -44,6 +44,8 @@ def _piecewise(*pairs):
     for p in pairs:
         if not isinstance(p, tuple) or len(p) != 2:
             raise ExpressionError("Piecewise arguments must be (value, condition) pairs")
+        _require_values(p[0])
+        _require_conditions(p[1])
     return sp.Piecewise(*pairs)
 
 
@@ -186,13 +188,12 @@ class _Builder:
             raise ExpressionError("'^' is not a power: write x**2")
         left = self.build(node.left, depth)
         right = self.build(node.right, depth)
+        if isinstance(node.op, (ast.BitAnd, ast.BitOr)):
+            _require_conditions(left, right)
+            return sp.And(left, right) if isinstance(node.op, ast.BitAnd) else sp.Or(left, right)
         _require_values(left, right)
         if isinstance(node.op, ast.Pow):
             return _power(left, right)
-        if isinstance(node.op, ast.BitAnd):
-            return sp.And(left, right)
-        if isinstance(node.op, ast.BitOr):
-            return sp.Or(left, right)
         op = _BINOPS.get(type(node.op))
         if op is None:
             raise ExpressionError(f"unsupported operator {type(node.op).__name__}")
@@ -200,16 +201,19 @@ class _Builder:
 
     def _UnaryOp(self, node, depth):
         operand = self.build(node.operand, depth)
+        if isinstance(node.op, (ast.Not, ast.Invert)):
+            _require_conditions(operand)
+            return sp.Not(operand)
+        _require_values(operand)
         if isinstance(node.op, ast.USub):
             return -operand
         if isinstance(node.op, ast.UAdd):
             return operand
-        if isinstance(node.op, (ast.Not, ast.Invert)):
-            return sp.Not(operand)
         raise ExpressionError(f"unsupported operator {type(node.op).__name__}")
 
     def _BoolOp(self, node, depth):
         values = [self.build(v, depth) for v in node.values]
+        _require_conditions(*values)
         return sp.And(*values) if isinstance(node.op, ast.And) else sp.Or(*values)
 
     def _Compare(self, node, depth):
@@ -246,9 +250,29 @@ class _Builder:
 
 
 def _require_values(*items):
+    """Operands of arithmetic, comparisons and functions: numbers and expressions, not conditions."""
     for it in items:
         if isinstance(it, tuple):
             raise ExpressionError("tuples are only allowed as Piecewise arguments")
+        if _is_condition(it):
+            raise ExpressionError(
+                f"the condition {sp.sstr(it)} is used as a number; write Piecewise((value, condition), ...) "
+                "or Heaviside(...)"
+            )
+
+
+def _is_condition(item) -> bool:
+    # SymPy's Symbol is also a Boolean (for logic): a condition is a Boolean that is not a value
+    return isinstance(item, sp.logic.boolalg.Boolean) and not isinstance(item, sp.Expr)
+
+
+def _require_conditions(*items):
+    """Operands of &, |, not and Piecewise conditions: comparisons or True/False."""
+    for it in items:
+        if isinstance(it, tuple):
+            raise ExpressionError("tuples are only allowed as Piecewise arguments")
+        if not _is_condition(it):
+            raise ExpressionError(f"{sp.sstr(it)} is used as a condition; write a comparison such as x > 0")
 
 
 def _power(base, exponent):

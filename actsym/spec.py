@@ -95,8 +95,11 @@ def make_spec(
     class_name: str | None = None,
     title: str = "",
     reference: str = "",
+    budget: float | None = None,
 ) -> ActivationSpec:
-    """Validate and build a spec. ``expr`` is a SymPy expression or a string (parsed safely)."""
+    """Validate and build a spec. ``expr`` is a SymPy expression or a string (parsed safely).
+
+    ``budget``: seconds the numeric validation probe may take (default: ``actsym.budget.budget_seconds()``)."""
     if not isinstance(name, str) or not NAME_RE.match(name):
         raise ExpressionError(f"invalid activation name {name!r}: use lowercase letters, digits and _")
     ps = _normalize_params(params)
@@ -112,7 +115,7 @@ def make_spec(
         source = str(e)
     else:
         raise ExpressionError(f"expression must be a string or a SymPy expression, got {type(expr).__name__}")
-    _validate(e, ps)
+    _validate(e, ps, budget)
     cname = class_name or camel_case(name)
     if not cname.isidentifier():
         raise ExpressionError(f"invalid class name {cname!r}")
@@ -132,7 +135,7 @@ def _adopt_sympy(expr: sp.Basic, ps: dict[str, Param]) -> sp.Expr:
     return expr.xreplace(mapping)
 
 
-def _validate(e: sp.Basic, ps: dict[str, Param]) -> None:
+def _validate(e: sp.Basic, ps: dict[str, Param], seconds: float | None = None) -> None:
     if not isinstance(e, sp.Expr):
         raise ExpressionError("expression must be a value, not a condition")
     if X not in e.free_symbols:
@@ -142,13 +145,46 @@ def _validate(e: sp.Basic, ps: dict[str, Param]) -> None:
     unused = [p for p in ps if sp.Symbol(p, real=True) not in e.free_symbols]
     if unused:
         raise ExpressionError(f"parameter(s) {', '.join(unused)} do not appear in the expression")
-    subs = {sp.Symbol(k, real=True): v.init for k, v in ps.items()}
-    probe = e.subs(subs)
+    from actsym.budget import run_budgeted
+
+    values, _ = run_budgeted(_probe, e, ps, stage_name="validation of the expression (numeric probe)", seconds=seconds)
+    if values and all(abs(v.imag) > 1e-9 * max(1.0, abs(v.real)) for _, v in values):
+        raise ExpressionError(f"expression is not real-valued (f({values[0][0]}) = {values[0][1]:.4g})")
+
+
+#: Where the probe looks for a non-real expression, and the largest exp argument it evaluates.
+PROBE_POINTS = (0.5, -0.5, 1.5, -1.5, 3.0, -3.0)
+_PROBE_EXP_LIMIT = 1e4
+
+
+def _probe(e: sp.Expr, ps: dict[str, Param]) -> list[tuple[float, complex]]:
+    """(x, f(x)) at PROBE_POINTS with parameters at their initial values: 20-digit mpmath at a fixed precision
+    (SymPy's evalf raises the precision until it has 20 correct digits: minutes on exp(exp(exp(exp(x))))).
+    Points where f overflows or is undefined are skipped."""
+    import mpmath
+
+    from actsym.functions import mpmath_namespace
+
+    def guarded(fn):
+        def call(u):
+            if abs(mpmath.re(u)) > _PROBE_EXP_LIMIT:
+                raise OverflowError("exp argument too large for the probe")
+            return fn(u)
+
+        return call
+
+    guards = {name: guarded(getattr(mpmath, name)) for name in ("exp", "sinh", "cosh", "expm1")}
+    symbols = [X, *(sp.Symbol(k, real=True) for k in ps)]
+    try:
+        f = sp.lambdify(symbols, e, modules=[guards, mpmath_namespace(), "mpmath"])
+    except Exception:  # noqa: BLE001 - a form lambdify cannot print: the probe has nothing to say
+        return []
+    inits = [mpmath.mpf(v.init) for v in ps.values()]
     values = []
-    for x0 in (0.5, -0.5, 1.5, -1.5, 3.0, -3.0):
-        try:
-            values.append(complex(probe.subs(X, x0).evalf(20)))
-        except (TypeError, ValueError):
-            continue
-    if values and all(abs(v.imag) > 1e-9 * max(1.0, abs(v.real)) for v in values):
-        raise ExpressionError(f"expression is not real-valued (f(0.5) = {values[0]:.4g})")
+    with mpmath.workdps(20):
+        for x0 in PROBE_POINTS:
+            try:
+                values.append((x0, complex(f(mpmath.mpf(x0), *inits))))
+            except Exception:  # noqa: BLE001 - undefined or overflowing here: try the next point
+                continue
+    return values

@@ -42,7 +42,8 @@ class Moments:
 
     @property
     def variance(self) -> float:
-        return self.second - self.mean**2
+        # mean*mean, not mean**2: a float power raises OverflowError past 1e308 (x**(-64)), a product is inf
+        return self.second - self.mean * self.mean
 
 
 @functools.cache

@@ -1,0 +1,251 @@
+"""A hard time budget for the symbolic stages (validation probe, derivation, rendering).
+
+SymPy and mpmath can spend minutes inside one C-level operation (a big-integer power, ``evalf`` of a tower
+of exponentials, ``as_set`` of a product of many-branch Piecewise); a ``SIGALRM`` handler only runs between
+bytecodes, so it cannot interrupt them. :func:`run_budgeted` therefore runs a stage in a forked worker
+process and kills the worker when the budget is spent. The worker reports the name of the stage it is in
+(:func:`stage`), so the refusal says what ran out of time::
+
+    actsym: error: derivation of df/db ran out of its 30 s budget
+
+Budget: ``DEFAULT_BUDGET`` = 30 s for all symbolic work of one activation together (validation, derivation
+and rendering), overridable with the ``ACTSYM_BUDGET`` environment variable (seconds; ``0`` or ``inf``
+means no limit) or a ``budget=`` argument. Where ``fork`` is unavailable (Windows) or ``ACTSYM_WORKER=0``,
+the stage runs in-process under a ``SIGALRM`` budget instead (main thread on Unix), which cannot interrupt
+C-level work.
+
+An unexpected exception inside a stage (a SymPy ``PoleError``, ``OverflowError``, ...) becomes a one-line
+:class:`StageFailed` that names the stage and the exception type, so a user never sees a traceback, and a
+bug is still recognisable as one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import pickle
+import signal
+import sys
+import threading
+import time
+import warnings
+
+from actsym.parse import ExpressionError
+
+DEFAULT_BUDGET = 30.0
+
+#: In a worker: the connection stage names and the result go through (None in the parent process).
+_CHANNEL = None
+#: The innermost stage currently running in this process (for in-process timeouts and failure messages).
+_STAGES: list[str] = []
+
+
+class BudgetExceeded(ExpressionError):
+    """A symbolic stage ran past the time budget (one line, names the stage)."""
+
+
+class StageFailed(ExpressionError):
+    """A symbolic stage raised an unexpected exception (one line: stage, exception type, message)."""
+
+
+class _InProcessTimeout(BaseException):
+    """Raised by the fallback SIGALRM budget (BaseException: no ``except Exception`` swallows it)."""
+
+
+def budget_seconds(budget: float | None = None) -> float:
+    """The budget in seconds: ``budget`` if given, else ``ACTSYM_BUDGET``, else ``DEFAULT_BUDGET``.
+
+    ``math.inf`` means no limit."""
+    if budget is None:
+        text = os.environ.get("ACTSYM_BUDGET", "").strip()
+        if not text:
+            return DEFAULT_BUDGET
+        try:
+            budget = float(text)
+        except ValueError:
+            raise ExpressionError(f"ACTSYM_BUDGET must be a number of seconds, got {text!r}") from None
+    if budget != budget or budget < 0:
+        raise ExpressionError(f"time budget must be a non-negative number of seconds, got {budget!r}")
+    return math.inf if budget == 0 else float(budget)
+
+
+def _one_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    line = text[0] if text else ""
+    return line if len(line) <= 200 else line[:197] + "..."
+
+
+@contextlib.contextmanager
+def stage(name: str):
+    """Mark a symbolic stage: its name goes to the parent (for a timeout message), and an unexpected
+    exception leaving it becomes :class:`StageFailed` naming the stage and the exception type."""
+    _STAGES.append(name)
+    _report(name)
+    try:
+        yield
+    except (ExpressionError, _InProcessTimeout, KeyboardInterrupt, SystemExit, GeneratorExit):
+        raise
+    except RecursionError:
+        raise StageFailed(f"{name} failed: expression too deeply nested (RecursionError)") from None
+    except MemoryError:
+        raise StageFailed(f"{name} failed: out of memory (MemoryError)") from None
+    except Exception as e:  # noqa: BLE001 - the stage boundary: one line for the user, type kept for bugs
+        raise StageFailed(f"{name} failed: {type(e).__name__}: {_one_line(e)}") from e
+    finally:
+        _STAGES.pop()
+        if _STAGES:
+            _report(_STAGES[-1])
+
+
+def current_stage() -> str | None:
+    return _STAGES[-1] if _STAGES else None
+
+
+def _report(name: str) -> None:
+    if _CHANNEL is not None:
+        with contextlib.suppress(OSError, ValueError):
+            _CHANNEL.send(("stage", name))
+
+
+def in_worker() -> bool:
+    return _CHANNEL is not None
+
+
+def _fork_available() -> bool:
+    return hasattr(os, "fork") and os.environ.get("ACTSYM_WORKER", "1") != "0"
+
+
+def run_budgeted(fn, *args, stage_name: str, seconds: float | None = None, total: float | None = None):
+    """``fn(*args)`` under a hard deadline of ``seconds`` (default :func:`budget_seconds`; what is left of an
+    activation's budget when earlier stages spent some of it; ``<= 0`` refuses at once).
+
+    Returns ``(result, seconds_spent)``. The result must pickle. Raises :class:`BudgetExceeded` naming the
+    stage that was running when time ran out, :class:`StageFailed` for an unexpected exception (or a
+    worker that died), and re-raises :class:`ExpressionError` from ``fn`` as is. ``total`` is the whole
+    budget ``seconds`` is what is left of (for the message; default ``seconds``)."""
+    if seconds is None:
+        seconds = budget_seconds()
+    total = seconds if total is None else total
+    if seconds <= 0:
+        raise _out_of_time(stage_name, total)
+    start = time.monotonic()
+    if in_worker() or not _fork_available():
+        result = _run_in_process(fn, args, stage_name, seconds, total)
+    else:
+        result = _run_in_worker(fn, args, stage_name, seconds, total)
+    return result, time.monotonic() - start
+
+
+def _out_of_time(name: str, total: float) -> BudgetExceeded:
+    limit = f"{total:.3g}" if total < 10 else f"{total:.0f}"
+    return BudgetExceeded(f"{name} ran out of its {limit} s budget (ACTSYM_BUDGET sets it)")
+
+
+def _run_in_process(fn, args, stage_name, seconds, total):
+    usable = (
+        math.isfinite(seconds)
+        and not in_worker()  # a worker is already under its parent's hard deadline
+        and hasattr(signal, "SIGALRM")
+        and threading.current_thread() is threading.main_thread()
+    )
+    if not usable:
+        with stage(stage_name):
+            return fn(*args)
+    seen: list[str | None] = []
+
+    def handler(signum, frame):
+        seen.append(current_stage())
+        raise _InProcessTimeout
+
+    old = signal.signal(signal.SIGALRM, handler)
+    signal.setitimer(signal.ITIMER_REAL, max(seconds, 1e-3))
+    try:
+        with stage(stage_name):
+            return fn(*args)
+    except _InProcessTimeout:
+        raise _out_of_time((seen[0] if seen else None) or stage_name, total) from None
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def _run_in_worker(fn, args, stage_name, seconds, total):
+    from multiprocessing import Pipe
+
+    reader, writer = Pipe(duplex=False)
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # "multi-threaded process": the child runs no threads
+        pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the child (coverage does not follow os._exit)
+        _worker_main(writer, fn, args, stage_name)
+    writer.close()
+    last = stage_name
+    deadline = time.monotonic() + seconds
+    message = None
+    try:
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            if not reader.poll(min(left, 3600.0)):
+                continue
+            try:
+                kind, payload = reader.recv()
+            except (EOFError, OSError):
+                message = ("died", None)
+                break
+            if kind == "stage":
+                last = payload
+                continue
+            message = (kind, payload)
+            break
+    finally:
+        reader.close()
+        if message is None or message[0] == "died":
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        _, status = os.waitpid(pid, 0)
+    if message is None:
+        raise _out_of_time(last, total)
+    kind, payload = message
+    if kind == "ok":
+        return payload
+    if kind == "error":
+        raise payload
+    if kind == "error-text":
+        cls_name, text = payload
+        raise StageFailed(f"{last} failed: {cls_name}: {text}")
+    code = os.waitstatus_to_exitcode(status) if hasattr(os, "waitstatus_to_exitcode") else status
+    why = f"killed by signal {-code}" if code < 0 else f"exit status {code}"
+    raise StageFailed(f"{last} failed: the worker process died ({why})")
+
+
+def _worker_main(writer, fn, args, stage_name):  # pragma: no cover - child process
+    global _CHANNEL
+    code = 0
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)  # the parent handles Ctrl-C and kills us
+        _CHANNEL = writer
+        try:
+            with stage(stage_name):
+                result = fn(*args)
+            message = ("ok", result)
+        except ExpressionError as e:
+            message = ("error", e)
+        except BaseException as e:  # noqa: BLE001 - reported to the parent
+            message = ("error-text", (type(e).__name__, _one_line(e)))
+        try:
+            data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as e:  # noqa: BLE001 - an unpicklable result is a bug: report it by name
+            kind = "the result" if message[0] == "ok" else "an exception"
+            data = pickle.dumps(("error-text", (type(e).__name__, f"{kind} could not be sent back: {_one_line(e)}")))
+        writer.send_bytes(data)
+        writer.close()
+    except BaseException:  # noqa: BLE001
+        code = 1
+    finally:
+        os._exit(code)
