@@ -12,10 +12,14 @@ import sympy as sp
 
 from actsym.parse import ExpressionError, X, check_param_name, parse_expression
 
-NAME_RE = re.compile(r"^[a-z_][a-z0-9_]{0,39}$")
-#: Names used inside generated code; parameters may not shadow them.
-GENERATED_NAMES = {"torch", "math", "grad", "ctx", "self", "result", "y", "gx"}
-_TEMP_RE = re.compile(r"^(t|m|xs|g)\d+$")
+NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+#: Parameter names that are options of the generated API (module constructor / functional keywords). Every
+#: other legal identifier is usable: generated bodies name their own temporaries around the user's names.
+API_NAMES = {"x", "self", "backend", "learnable", "num_parameters", "inplace"}
+#: Activation names that would shadow what a generated module reads at module level: its imports and the
+#: builtins its runtime helpers call (tests/test_codegen_ir.py checks this list against the generated code).
+MODULE_NAMES = {"torch", "math", "isinstance", "len", "all", "any", "zip", "set", "sorted", "list", "float", "type",
+                "tuple", "staticmethod", "super", "ValueError", "TypeError", "KeyError"}
 
 
 @dataclass(frozen=True)
@@ -68,8 +72,13 @@ def _normalize_params(params) -> dict[str, Param]:
     out: dict[str, Param] = {}
     for key, value in (params or {}).items():
         check_param_name(key)
-        if keyword.iskeyword(key) or key in GENERATED_NAMES or _TEMP_RE.match(key):
-            raise ExpressionError(f"parameter name {key!r} is reserved by the code generator")
+        if keyword.iskeyword(key) or keyword.issoftkeyword(key):
+            raise ExpressionError(f"parameter name {key!r} is a Python keyword")
+        if key in API_NAMES:
+            raise ExpressionError(
+                f"parameter name {key!r} is an option of generated modules ({', '.join(sorted(API_NAMES - {'x'}))}); "
+                "choose another name"
+            )
         if isinstance(value, Param):
             p = value
         elif isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -101,7 +110,11 @@ def make_spec(
 
     ``budget``: seconds the numeric validation probe may take (default: ``actsym.budget.budget_seconds()``)."""
     if not isinstance(name, str) or not NAME_RE.match(name):
-        raise ExpressionError(f"invalid activation name {name!r}: use lowercase letters, digits and _")
+        raise ExpressionError(
+            f"invalid activation name {name!r}: start with a lowercase letter, then lowercase letters, digits and _"
+        )
+    if keyword.iskeyword(name) or keyword.issoftkeyword(name) or name in MODULE_NAMES:
+        raise ExpressionError(f"invalid activation name {name!r}: it is a Python keyword or builtin name")
     ps = _normalize_params(params)
     for f in fixed:
         if f not in ps:
@@ -117,7 +130,7 @@ def make_spec(
         raise ExpressionError(f"expression must be a string or a SymPy expression, got {type(expr).__name__}")
     _validate(e, ps, budget)
     cname = class_name or camel_case(name)
-    if not cname.isidentifier():
+    if not cname.isidentifier() or keyword.iskeyword(cname) or cname.startswith("_") or cname in MODULE_NAMES:
         raise ExpressionError(f"invalid class name {cname!r}")
     return ActivationSpec(name, e, ps, cname, title or name, reference, source)
 

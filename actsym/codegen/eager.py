@@ -13,11 +13,11 @@ import textwrap
 import sympy as sp
 
 from actsym import __version__
-from actsym.codegen.inplace import inplace_lines
+from actsym.codegen.emit import Namer, emit_inplace, emit_out_of_place, kernel_from_program
 from actsym.codegen.lower import Program, lower
 from actsym.derivation import Derivation
 
-GENERATOR = f"actsym {__version__} eager-torch/2"
+GENERATOR = f"actsym {__version__} eager-torch/3"
 HEADER_WIDTH = 106
 
 
@@ -28,8 +28,21 @@ def _comment_block(label: str, text: str) -> list[str]:
     return lines
 
 
-def _body(prog: Program, indent: str = "    ") -> list[str]:
-    return [indent + line for line in prog.lines()]
+def _kernel_lines(prog: Program, inputs) -> tuple[list[str], list[str]]:
+    """(out-of-place body, in-place body) of one kernel, printed from one IR graph."""
+    k = kernel_from_program(prog, inputs)
+    reserved = [local for _, local, _ in inputs]
+    oop = emit_out_of_place(k, Namer(reserved))
+    inp = emit_inplace(k, Namer(reserved))
+    return ["    " + ln for ln in oop], ["    " + ln for ln in inp]
+
+
+def local_names(pnames: list[str]) -> tuple[dict[str, str], str]:
+    """Kernel argument names: a parameter keeps its name unless a generated body needs that name
+    (``torch``, ``math``); the incoming gradient is ``grad`` unless a parameter is called that."""
+    namer = Namer(["x"])
+    locals_ = {p: namer.exact(p) for p in pnames}
+    return locals_, namer.exact("grad")
 
 
 def render(d: Derivation) -> str:
@@ -39,10 +52,22 @@ def render(d: Derivation) -> str:
     pnames = list(spec.params)
     init_subs = d.init_subs()
     sig = ", ".join(["x", *pnames])
-    grad = sp.Symbol("grad", real=True)
-    fwd = lower([("y", d.patched["f"])], x, init_subs)
-    gx = lower([("gx", d.patched["x"])], x, init_subs, scale=grad)
-    gall = lower([("gx", d.patched["x"]), *[(f"g_{p}", d.patched[p]) for p in pnames]], x, init_subs, scale=grad)
+    locals_, grad_name = local_names(pnames)
+    grad = sp.Symbol(grad_name, real=True)
+    reserved = {x.name, grad_name, *pnames}
+    fwd = lower([("y", d.patched["f"])], x, init_subs, reserved=reserved)
+    gx = lower([("gx", d.patched["x"])], x, init_subs, scale=grad, reserved=reserved)
+    gall = lower([("gx", d.patched["x"]), *[(f"g_{p}", d.patched[p]) for p in pnames]], x, init_subs, scale=grad,
+                 reserved=reserved)
+    psyms = [(sp.Symbol(p, real=True), locals_[p], "param") for p in pnames]
+    xin = (x, "x", "full")
+    gin = (grad, grad_name, "full")
+    sig = ", ".join(["x", *(locals_[p] for p in pnames)])
+    gsig = f"{grad_name}, {sig}"
+    fwd_oop, fwd_inp = _kernel_lines(fwd, [xin, *psyms])
+    gx_oop, gx_inp = _kernel_lines(gx, [gin, xin, *psyms])
+    if pnames:
+        gall_oop, gall_inp = _kernel_lines(gall, [gin, xin, *psyms])
 
     lines: list[str] = []
     lines += ["# " + "-" * (HEADER_WIDTH - 2)]
@@ -77,32 +102,24 @@ def render(d: Derivation) -> str:
     lines += ["# " + "-" * 40 + " out of place: differentiable (double backward, torch.func, torch.compile)"]
     lines += ["", ""]
     lines += [f"def {spec.name}_value({sig}):", '    """f(x) on tensors (parameters broadcastable against x)."""']
-    lines += _body(fwd)
-    lines += [f"    return {fwd.output_code()['y']}", "", ""]
-
-    lines += [f"def {spec.name}_grad_x(grad, {sig}):", '    """grad * df/dx."""']
-    lines += _body(gx)
-    lines += [f"    return {gx.output_code()['gx']}", "", ""]
-
+    lines += fwd_oop + ["", ""]
+    lines += [f"def {spec.name}_grad_x({gsig}):", f'    """{grad_name} * df/dx."""']
+    lines += gx_oop + ["", ""]
     if pnames:
-        outs = gall.output_code()
-        lines += [f"def {spec.name}_grad_all(grad, {sig}):"]
-        lines += ['    """(grad * df/dx, grad * df/dp for every parameter), not yet reduced to the parameter shapes."""']
-        lines += _body(gall)
-        rets = ", ".join(outs[k] for k, _ in gall.outputs)
-        lines += [f"    return ({rets})", "", ""]
+        lines += [f"def {spec.name}_grad_all({gsig}):"]
+        lines += [f'    """({grad_name} * df/dx, {grad_name} * df/dp for every parameter), not yet reduced to the parameter shapes."""']
+        lines += gall_oop + ["", ""]
 
     lines += ["# " + "-" * 40 + " in place: the same operations, run while autograd is not recording"]
     lines += ["# (buffers are allocated once and mutated; inputs are never written)", "", ""]
-    full, params = ("x", "grad"), tuple(pnames)
     doc = '    """Same result as {0}, computed in place on buffers it allocates; not differentiable."""'
     lines += [f"def {spec.name}_value_nograd({sig}):", doc.format(f"{spec.name}_value")]
-    lines += ["    " + ln for ln in inplace_lines(fwd, full, params)] + ["", ""]
-    lines += [f"def {spec.name}_grad_x_nograd(grad, {sig}):", doc.format(f"{spec.name}_grad_x")]
-    lines += ["    " + ln for ln in inplace_lines(gx, full, params)] + ["", ""]
+    lines += fwd_inp + ["", ""]
+    lines += [f"def {spec.name}_grad_x_nograd({gsig}):", doc.format(f"{spec.name}_grad_x")]
+    lines += gx_inp + ["", ""]
     if pnames:
-        lines += [f"def {spec.name}_grad_all_nograd(grad, {sig}):", doc.format(f"{spec.name}_grad_all")]
-        lines += ["    " + ln for ln in inplace_lines(gall, full, params)] + ["", ""]
+        lines += [f"def {spec.name}_grad_all_nograd({gsig}):", doc.format(f"{spec.name}_grad_all")]
+        lines += gall_inp + ["", ""]
 
     lines += _function_class(spec.name, spec.class_name, pnames)
     lines += _functional_and_module(spec)
@@ -110,63 +127,67 @@ def render(d: Derivation) -> str:
 
 
 def _function_class(name: str, cname: str, pnames: list[str]) -> list[str]:
-    n = 1 + len(pnames)
-    sig = ", ".join(["x", *pnames])
-    up_names = ", ".join(f"{p}_" for p in ["x", *pnames])
+    """The autograd.Function. Its bodies use only fixed names (``x``, ``args``, ``ctx``, ``grad``, ...) and
+    module-level helpers (``_``-prefixed): parameter names never appear in them, so none can collide."""
+    n = len(pnames)
     lines = [
         f"class {cname}Function(torch.autograd.Function):",
         f'    """Autograd function for {name}: saves only the input and the parameters.',
         "",
-        f"    ``apply({sig}[, backend])``; backend is one of BACKENDS (default \"eager\"). Backward picks the",
-        "    differentiable out-of-place code when autograd records it (create_graph=True: double backward).",
+        "    ``apply(x, *params[, backend])`` with the parameters in PARAMS order; backend is one of BACKENDS",
+        '    (default "eager"). Backward picks the differentiable out-of-place code when autograd records it',
+        "    (create_graph=True: double backward).",
         '    """',
         "",
         "    generate_vmap_rule = True",
         "",
         "    @staticmethod",
-        f'    def forward({sig}, backend="eager"):',
-        f"        {up_names} = {', '.join(f'_upcast({p})' for p in ['x', *pnames])}",
-        f"        value = _kernel(backend, {name}_value, {name}_value_nograd, {up_names})",
-        f"        return value({up_names}).to(x.dtype)",
+        "    def forward(x, *args):",
+        f"        up = [_upcast(t) for t in (x, *args[:{n}])]" if n else "        up = [_upcast(x)]",
+        f'        value = _kernel(args[{n}] if len(args) > {n} else "eager", {name}_value, {name}_value_nograd, *up)',
+        "        return value(*up).to(x.dtype)",
         "",
         "    @staticmethod",
         "    def setup_context(ctx, inputs, output):",
-        f"        ctx.save_for_backward(*inputs[:{n}])",
-        f'        ctx.backend = inputs[{n}] if len(inputs) > {n} else "eager"',
+        f"        ctx.save_for_backward(*inputs[:{n + 1}])",
+        f'        ctx.backend = inputs[{n + 1}] if len(inputs) > {n + 1} else "eager"',
         "",
         "    @staticmethod",
         "    def backward(ctx, grad):",
-        f"        {sig} = ctx.saved_tensors" if pnames else "        (x,) = ctx.saved_tensors",
-        f"        extra = (None,) * (len(ctx.needs_input_grad) - {n})",
-        f"        grad_, {up_names} = {', '.join(f'_upcast({p})' for p in ['grad', 'x', *pnames])}",
+        "        saved = ctx.saved_tensors",
+        "        needs = ctx.needs_input_grad",
+        "        up = [_upcast(t) for t in saved]",
+        "        grad_ = _upcast(grad)",
+        f"        tail = (None,) * (len(needs) - {n + 1})",
     ]
     if not pnames:
         lines += [
-            "        if not ctx.needs_input_grad[0]:",
-            "            return (None, *extra)",
-            f"        grad_x = _kernel(ctx.backend, {name}_grad_x, {name}_grad_x_nograd, x_, grad_)",
-            "        return (grad_x(grad_, x_).to(x.dtype), *extra)",
+            "        if not needs[0]:",
+            "            return (None, *tail)",
+            f"        grad_x = _kernel(ctx.backend, {name}_grad_x, {name}_grad_x_nograd, *up, grad_)",
+            "        return (grad_x(grad_, *up).to(saved[0].dtype), *tail)",
             "",
             "",
         ]
-        return lines + _fast_apply(cname, sig)
-    none_tail = ", ".join(["None"] * len(pnames))
+        return lines + _fast_apply(cname)
     lines += [
-        "        if not any(ctx.needs_input_grad[1:]):",
-        f"            grad_x = _kernel(ctx.backend, {name}_grad_x, {name}_grad_x_nograd, {up_names}, grad_)",
-        f"            return (grad_x(grad_, {up_names}).to(x.dtype), {none_tail}, *extra)",
-        f"        grad_all = _kernel(ctx.backend, {name}_grad_all, {name}_grad_all_nograd, {up_names}, grad_)",
-        f"        gx, {', '.join('g_' + p for p in pnames)} = grad_all(grad_, {up_names})",
+        f"        if not any(needs[1:{n + 1}]):",
+        f"            grad_x = _kernel(ctx.backend, {name}_grad_x, {name}_grad_x_nograd, *up, grad_)",
+        f"            return (grad_x(grad_, *up).to(saved[0].dtype), *(None,) * {n}, *tail)",
+        f"        grad_all = _kernel(ctx.backend, {name}_grad_all, {name}_grad_all_nograd, *up, grad_)",
+        "        gx, *gps = grad_all(grad_, *up)",
         "        return (",
-        "            gx.to(x.dtype) if ctx.needs_input_grad[0] else None,",
+        "            gx.to(saved[0].dtype) if needs[0] else None,",
+        "            *(_reduce(g, p) if need else None for g, p, need in zip(gps, saved[1:], needs[1:])),",
+        "            *tail,",
+        "        )",
+        "",
+        "",
     ]
-    for i, p in enumerate(pnames, start=1):
-        lines += [f"            g_{p}.sum_to_size({p}.shape).to({p}.dtype) if ctx.needs_input_grad[{i}] else None,"]
-    lines += ["            *extra,", "        )", "", ""]
-    return lines + _fast_apply(cname, sig)
+    return lines + _fast_apply(cname)
 
 
-def _fast_apply(cname: str, sig: str) -> list[str]:
+def _fast_apply(cname: str) -> list[str]:
     """An old-style twin of the Function (``Function.apply`` binds setup_context-style signatures with
     ``inspect`` on every call, ~60 us) and ``_apply``, which uses the twin unless a torch.func transform
     needs the setup_context form."""
@@ -175,17 +196,20 @@ def _fast_apply(cname: str, sig: str) -> list[str]:
         f'    """{cname}Function with an old-style ``forward(ctx, ...)``: same math, cheaper ``apply``."""',
         "",
         "    @staticmethod",
-        f"    def forward(ctx, {sig}, backend):",
-        f"        {cname}Function.setup_context(ctx, ({sig}, backend), None)",
-        f"        return {cname}Function.forward({sig}, backend)",
+        "    def forward(ctx, x, *args):",
+        f"        {cname}Function.setup_context(ctx, (x, *args), None)",
+        f"        return {cname}Function.forward(x, *args)",
         "",
         f"    backward = staticmethod({cname}Function.backward)",
         "",
         "",
-        f"def _apply({sig}, backend):",
+        "def _apply(x, *args):",
+        "    if not (isinstance(x, torch.Tensor) and x.is_floating_point()):",
+        "        what = x.dtype if isinstance(x, torch.Tensor) else type(x).__name__",
+        f'        raise TypeError(f"{cname} expects a floating-point tensor, got {{what}} (convert it, e.g. x.float())")',
         "    if torch._C._are_functorch_transforms_active():",
-        f"        return {cname}Function.apply({sig}, backend)",
-        f"    return _{cname}FunctionCtx.apply({sig}, backend)",
+        f"        return {cname}Function.apply(x, *args)",
+        f"    return _{cname}FunctionCtx.apply(x, *args)",
         "",
         "",
     ]
@@ -194,6 +218,11 @@ def _fast_apply(cname: str, sig: str) -> list[str]:
 _RUNTIME = '''
 def _upcast(t):
     return t.float() if t.dtype in _HALF else t
+
+
+def _reduce(g, p):
+    """A parameter gradient summed to the parameter's shape and dtype."""
+    return g.sum_to_size(p.shape).to(p.dtype)
 
 
 def _fast(x, *tensors):
@@ -228,6 +257,51 @@ def _check_backend(backend):
     return backend
 '''
 
+_PARAM_RUNTIME = '''
+def _as_tensor(p, x):
+    return p if isinstance(p, torch.Tensor) else torch.tensor(p, dtype=x.dtype, device=x.device)
+
+
+def _channel_view(p, x):
+    """A (C,) parameter viewed as (1, C, 1, ...) against x; a one-element one as a scalar."""
+    if p.numel() == 1:
+        return p.reshape(())
+    if x.dim() < 2 or x.shape[1] != p.numel():
+        raise ValueError(f"per-channel parameter of size {p.numel()} needs input with that many channels in dim 1, got shape {tuple(x.shape)}")
+    return p.view([1, -1] + [1] * (x.dim() - 2))
+
+
+def _init_module(module, num_parameters, learnable, backend, inits):
+    """Parameters (learnable) and buffers (fixed) stored under the user's names in the module's own
+    dictionaries, so any name works -- even one nn.Module uses for a method (read them with ``_param``)."""
+    torch.nn.Module.__init__(module)
+    unknown = set(learnable) - set(PARAMS)
+    if unknown:
+        raise ValueError(f"learnable names unknown parameters {sorted(unknown)}; parameters: {list(PARAMS)}")
+    module.num_parameters = num_parameters
+    module.backend = _check_backend(backend)
+    for name, value in inits.items():
+        t = torch.full((num_parameters,), float(value))
+        if name in learnable:
+            module._parameters[name] = torch.nn.Parameter(t)
+        else:
+            module._buffers[name] = t
+
+
+def _stored(module, name):
+    p = module._parameters.get(name)
+    return module._buffers[name] if p is None else p
+
+
+def _param(module, name, x):
+    return _channel_view(_stored(module, name), x)
+
+
+def _extra_repr(module):
+    values = ", ".join(f"{n}={_stored(module, n).tolist()}" for n in PARAMS)
+    return f"num_parameters={module.num_parameters}, {values}, backend={module.backend}"
+'''
+
 
 def _functional_and_module(spec) -> list[str]:
     name, cname = spec.name, spec.class_name
@@ -235,21 +309,7 @@ def _functional_and_module(spec) -> list[str]:
     kw = "".join(f", {p}={v.init!r}" for p, v in spec.params.items())
     lines = _RUNTIME.strip("\n").splitlines() + ["", ""]
     if pnames:
-        lines += [
-            "def _as_tensor(p, x):",
-            "    return p if isinstance(p, torch.Tensor) else torch.tensor(p, dtype=x.dtype, device=x.device)",
-            "",
-            "",
-            "def _channel_view(p, x):",
-            '    """A (C,) parameter viewed as (1, C, 1, ...) against x; a one-element one as a scalar."""',
-            "    if p.numel() == 1:",
-            "        return p.reshape(())",
-            "    if x.dim() < 2 or x.shape[1] != p.numel():",
-            '        raise ValueError(f"per-channel parameter of size {p.numel()} needs input with that many channels in dim 1, got shape {tuple(x.shape)}")',
-            "    return p.view([1, -1] + [1] * (x.dim() - 2))",
-            "",
-            "",
-        ]
+        lines += _PARAM_RUNTIME.strip("\n").splitlines() + ["", ""]
     lines += [
         f'def {name}(x{kw}, backend="eager"):',
         f'    """Functional {name}; parameters may be numbers or tensors broadcastable against x."""',
@@ -272,25 +332,23 @@ def _functional_and_module(spec) -> list[str]:
     ]
     lines += ['    """', ""]
     if pnames:
-        lines += [f'    def __init__(self, num_parameters=1{kw}, learnable=LEARNABLE, backend="eager"):']
-        lines += ["        super().__init__()", "        self.num_parameters = num_parameters", "        self.backend = _check_backend(backend)"]
-        for p in pnames:
-            lines += [
-                f"        value = torch.full((num_parameters,), float({p}))",
-                f'        if "{p}" in learnable:',
-                f"            self.{p} = torch.nn.Parameter(value)",
-                "        else:",
-                f'            self.register_buffer("{p}", value)',
-            ]
-        views = ", ".join(f"_channel_view(self.{p}, x)" for p in pnames)
-        lines += ["", "    def forward(self, x):", f"        return _apply(x, {views}, self.backend)", ""]
-        extra = ", ".join(f"{p}={{self.{p}.tolist()}}" for p in pnames) if pnames else ""
-        lines += ["    def extra_repr(self):", f'        return f"num_parameters={{self.num_parameters}}, {extra}, backend={{self.backend}}"']
+        inits = ", ".join(f'"{p}": {p}' for p in pnames)
+        views = ", ".join(f'_param(self, "{p}", x)' for p in pnames)
+        lines += [
+            f'    def __init__(self, num_parameters=1{kw}, learnable=LEARNABLE, backend="eager"):',
+            f"        _init_module(self, num_parameters, learnable, backend, {{{inits}}})",
+            "",
+            "    def forward(self, x):",
+            f"        return _apply(x, {views}, self.backend)",
+            "",
+            "    def extra_repr(self):",
+            "        return _extra_repr(self)",
+        ]
     else:
         lines += [
             '    def __init__(self, num_parameters=1, backend="eager"):',
             '        """num_parameters is accepted (and ignored) so every activation module has the same interface."""',
-            "        super().__init__()",
+            "        torch.nn.Module.__init__(self)",
             "        self.backend = _check_backend(backend)",
             "",
             "    def forward(self, x):",

@@ -45,24 +45,44 @@ class Program:
         return int(sum(sp.count_ops(e) for e in exprs if isinstance(e, sp.Expr)))
 
 
-def lower(outputs: list[tuple[str, sp.Expr]], x: sp.Symbol, init_subs: dict, scale: sp.Symbol | None = None) -> Program:
+def lower(
+    outputs: list[tuple[str, sp.Expr]],
+    x: sp.Symbol,
+    init_subs: dict,
+    scale: sp.Symbol | None = None,
+    reserved: set[str] | frozenset[str] = frozenset(),
+) -> Program:
     """Lower the named outputs; ``init_subs`` maps parameter symbols to typical values (for safe points);
-    ``scale`` (the incoming gradient) multiplies every output."""
+    ``scale`` (the incoming gradient) multiplies every output. Temporaries (``m0``, ``xs0``, ``t0``) are named
+    so that they never coincide with a name in ``reserved`` or with any symbol of the outputs."""
     prog = Program()
+    taken = set(reserved) | {s.name for _, e in outputs for s in e.free_symbols} | {x.name}
+    if scale is not None:
+        taken.add(scale.name)
+
+    def fresh(prefix: str):
+        k = 0
+        while True:
+            if f"{prefix}{k}" not in taken:
+                taken.add(f"{prefix}{k}")
+                yield f"{prefix}{k}"
+            k += 1
+
+    mask_names, safe_names = fresh("m"), fresh("xs")
     masks: dict[sp.Basic, sp.Symbol] = {}
     safe_inputs: dict[tuple[sp.Symbol, float], sp.Symbol] = {}
     lowered = []
 
     def mask_symbol(cond: sp.Basic) -> sp.Symbol:
         if cond not in masks:
-            sym = sp.Symbol(f"m{len(masks)}")
+            sym = sp.Symbol(next(mask_names))
             masks[cond] = sym
             prog.assignments.append((sym.name, cond))
         return masks[cond]
 
     def safe_input(key, expr: sp.Basic) -> sp.Symbol:
         if key not in safe_inputs:
-            sym = sp.Symbol(f"xs{len(safe_inputs)}", real=True)
+            sym = sp.Symbol(next(safe_names), real=True)
             safe_inputs[key] = sym
             prog.assignments.append((sym.name, expr))
         return safe_inputs[key]
@@ -78,7 +98,7 @@ def lower(outputs: list[tuple[str, sp.Expr]], x: sp.Symbol, init_subs: dict, sca
         previous: list[sp.Basic] = []
         # When every non-constant branch can take a clamp as its input, all of them do (even those that are
         # finite everywhere): then no branch is inf/NaN outside its region, even at x = +-inf, and the
-        # in-place code may select with float indicators instead of torch.where (see inplace.py).
+        # in-place code could select with float indicators instead of torch.where.
         clampable = all(
             not v.has(x) or (r is not None and r is not sp.S.EmptySet and clamp_input(r, v, x, init_subs) is not None)
             for (v, _), r in zip(pairs, regions)
@@ -95,12 +115,15 @@ def lower(outputs: list[tuple[str, sp.Expr]], x: sp.Symbol, init_subs: dict, sca
             needs_mask = value.has(x) and (clampable or not safe_everywhere(value, x))
             clamp = clamp_input(region, value, x, init_subs) if needs_mask else None
             p = safe_point(region, value, x, init_subs) if needs_mask and clamp is None else None
+            if needs_mask and clamp is None and p is None and region is None:
+                p = parametric_safe_point(eff.xreplace({s: c for c, s in masks.items()}), value, x, init_subs)
             if needs_mask and clamp is None and p is None:
                 prog.notes.append(f"{name}: no safe point for branch {cond}; evaluated unmasked")
             if clamp is not None:
                 v = value.subs(x, safe_input(clamp, clamp))
             elif p is not None:
-                v = value.subs(x, safe_input((m, p), Select(m, x, sp.Float(p))))
+                point = sp.Float(p) if isinstance(p, float) else p
+                v = value.subs(x, safe_input((m, point), Select(m, x, point)))
             else:
                 v = value
             pieces.append((m, v))
@@ -112,12 +135,52 @@ def lower(outputs: list[tuple[str, sp.Expr]], x: sp.Symbol, init_subs: dict, sca
 
     names = [n for n, _ in lowered]
     exprs = [_absorb_signs(e if scale is None else scale * e) for _, e in lowered]
-    reps, reduced = sp.cse(exprs, symbols=sp.numbered_symbols("t"), order="canonical")
+    reps, reduced = sp.cse(exprs, symbols=(sp.Symbol(n) for n in fresh("t")), order="canonical")
     reps, reduced = _inline_cheap(reps, reduced)
     prog.assignments += [(s.name, e) for s, e in reps]
     prog.outputs = list(zip(names, reduced))
     _drop_unused(prog)
     return prog
+
+
+def parametric_safe_point(cond: sp.Basic, value: sp.Expr, x: sp.Symbol, init_subs: dict) -> sp.Expr | None:
+    """A safe point for a branch whose condition involves parameters: an expression in the parameters, one
+    unit inside a boundary ``x = r(params)`` of a relational that is linear in x (``x > b`` -> ``b + 1``), that
+    satisfies the condition and keeps the branch and its x-derivative finite at the initial parameter values
+    and at two perturbations of them. None when no such point is found."""
+    rels = [r for r in sp.preorder_traversal(cond) if isinstance(r, sp.core.relational.Relational)]
+    candidates = []
+    for r in rels:
+        u = sp.expand(r.lhs - r.rhs)
+        if not (u.has(x) and u.is_polynomial(x) and sp.degree(u, x) == 1):
+            continue
+        slope, rest = u.coeff(x, 1), u.coeff(x, 0)
+        if slope.has(x) or slope == 0:
+            continue
+        root = -rest / slope
+        candidates += [root + d for d in (1, -1, sp.Rational(1, 2), -sp.Rational(1, 2), 2, -2)]
+    dvalue = sp.diff(value, x)
+    trials = [init_subs] + [{k: v + d for k, v in init_subs.items()} for d in (0.25, -0.2)]
+    for c in candidates:
+        ok = True
+        for subs in trials:
+            try:
+                p0 = complex(c.subs(subs).evalf(20))
+                if p0.imag or not cond.subs(subs).subs(x, p0.real):
+                    ok = False
+                    break
+                for e in (value, dvalue):
+                    v = complex(e.subs(subs).subs(x, p0.real).evalf(20))
+                    if not (abs(v) < 1e30 and v.imag == 0):
+                        ok = False
+                        break
+            except (TypeError, ValueError, ZeroDivisionError, AttributeError):
+                ok = False
+            if not ok:
+                break
+        if ok:
+            return c
+    return None
 
 
 def _absorb_signs(e: sp.Basic) -> sp.Basic:

@@ -95,10 +95,11 @@ def mul_plan(e: sp.Mul) -> MulPlan:
 
 
 def add_plan(e: sp.Add) -> AddPlan:
-    pos, neg, const = [], [], None
+    pos, neg = [], []
+    numeric = sp.Add(*[t for t in e.args if t.is_number])
+    const = float(numeric.evalf(17)) if numeric != 0 else None
     for t in e.args:
         if t.is_number:
-            const = float(t.evalf(17))
             continue
         c, _ = t.as_coeff_Mul()
         if c.is_negative:
