@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import importlib
 import linecache
+import time
 import types
 
 import sympy as sp
@@ -70,9 +71,11 @@ class Activation:
         from actsym.budget import budget_seconds, run_budgeted
 
         total = budget_seconds(self._budget)
-        result, spent = run_budgeted(fn, *args, stage_name=stage_name, seconds=total - self._spent, total=total)
-        self._spent += spent
-        return result
+        start = time.monotonic()
+        try:
+            return run_budgeted(fn, *args, stage_name=stage_name, seconds=total - self._spent, total=total)[0]
+        finally:
+            self._spent += time.monotonic() - start
 
     @functools.cached_property
     def derivation(self):

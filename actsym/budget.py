@@ -16,7 +16,8 @@ C-level work.
 
 An unexpected exception inside a stage (a SymPy ``PoleError``, ``OverflowError``, ...) becomes a one-line
 :class:`StageFailed` that names the stage and the exception type, so a user never sees a traceback, and a
-bug is still recognisable as one.
+bug is still recognisable as one (the message ends with the innermost actsym frame; ``ACTSYM_DEBUG=1``
+prints the whole traceback to stderr).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import signal
 import sys
 import threading
 import time
+import traceback
 import warnings
 
 from actsym.parse import ExpressionError
@@ -91,11 +93,27 @@ def stage(name: str):
     except MemoryError:
         raise StageFailed(f"{name} failed: out of memory (MemoryError)") from None
     except Exception as e:  # noqa: BLE001 - the stage boundary: one line for the user, type kept for bugs
-        raise StageFailed(f"{name} failed: {type(e).__name__}: {_one_line(e)}") from e
+        if os.environ.get("ACTSYM_DEBUG"):
+            traceback.print_exc()
+        raise StageFailed(f"{name} failed: {type(e).__name__}: {_one_line(e)}{_where(e)}") from e
     finally:
         _STAGES.pop()
         if _STAGES:
             _report(_STAGES[-1])
+
+
+def _where(e: BaseException) -> str:
+    """`` (at actsym/derive.py:123)``: the innermost actsym frame of a traceback, for bug reports."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    frames = [
+        f
+        for f in traceback.extract_tb(e.__traceback__)
+        if os.path.abspath(f.filename).startswith(here) and os.path.abspath(f.filename) != os.path.abspath(__file__)
+    ]
+    if not frames:
+        return ""
+    rel = os.path.relpath(frames[-1].filename, os.path.dirname(here))
+    return f" (at {rel}:{frames[-1].lineno}; ACTSYM_DEBUG=1 prints the traceback)"
 
 
 def current_stage() -> str | None:

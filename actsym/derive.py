@@ -18,10 +18,13 @@ import threading
 import time
 
 import sympy as sp
+from sympy.core.function import PoleError
 
 from actsym.rewrite import canonicalize, stabilize
 
 SIMPLIFY_SECONDS = 5
+#: Seconds for one limit/series (removable singularities) or one condition simplification (hazards).
+LIMIT_SECONDS = 3
 TAYLOR_RADIUS = sp.Rational(1, 20)
 TAYLOR_ORDER = 10
 
@@ -213,20 +216,71 @@ def _real_roots(d: sp.Expr, x: sp.Symbol) -> list[sp.Expr] | None:
     """Real roots of d(x) = 0: polynomials (coefficients may contain parameters) of degree <= 4, or a
     finite set of parameter-free roots found by ``solveset`` within a time budget. None if unknown."""
     try:
-        poly = sp.Poly(d, x)
-        if poly.degree() > 4:
-            return None
-        return [r for r in sp.solve(poly.as_expr(), x) if r.is_real is not False]
+        with time_budget(LIMIT_SECONDS):
+            poly = sp.Poly(d, x)
+            if poly.degree() > 4:
+                return None
+            return [r for r in sp.solve(poly.as_expr(), x) if r.is_real is not False]
     except (sp.PolynomialError, NotImplementedError):
         pass
+    except _ANALYSIS_ERRORS:
+        return None
     try:
         with time_budget(2):
             roots = sp.solveset(_plain(d), x, sp.S.Reals)
-    except (_Timeout, NotImplementedError, ValueError, TypeError):
+    except _ANALYSIS_ERRORS:
         return None
     if isinstance(roots, sp.FiniteSet) and len(roots) <= 8:
         return list(roots)
     return None
+
+
+#: What SymPy's limit/series/simplify raise on forms they cannot handle (tanh(log(log(x))): PoleError).
+_ANALYSIS_ERRORS = (_Timeout, PoleError, NotImplementedError, ValueError, TypeError, ArithmeticError, RecursionError)
+
+
+def _contains(region: sp.Set, r: sp.Expr) -> bool:
+    try:
+        return region.contains(r) is sp.true
+    except _ANALYSIS_ERRORS:
+        return False
+
+
+def _taylor_if_removable(value: sp.Expr, x: sp.Symbol, r: sp.Expr) -> sp.Expr | None:
+    """The Taylor polynomial of ``value`` at ``r`` if both one-sided limits there exist and agree; None if
+    they don't, or SymPy cannot tell within ``LIMIT_SECONDS`` (then the point is left unpatched)."""
+    plain = _plain(value)
+    try:
+        with time_budget(LIMIT_SECONDS):
+            left = sp.limit(plain, x, r, "-")
+            right = sp.limit(plain, x, r, "+")
+            if not (left.is_finite and sp.simplify(left - right) == 0):
+                return None
+            taylor = sp.series(plain, x, r, TAYLOR_ORDER).removeO()
+            return stabilize(sp.expand(taylor))
+    except _ANALYSIS_ERRORS:
+        return None
+
+
+def _condition_at(cond: sp.Basic, x: sp.Symbol, r: sp.Expr) -> sp.Basic:
+    """``cond`` at x = r, simplified: when a hazard at r is in the branch. ``True`` (it may be) when SymPy
+    cannot decide (``x <= a/x`` at the pole x = 0 compares with infinity)."""
+    try:
+        with time_budget(LIMIT_SECONDS):
+            when = sp.simplify(cond.subs(x, r))
+    except _ANALYSIS_ERRORS:
+        return sp.true
+    if not isinstance(when, sp.logic.boolalg.Boolean) or when.has(sp.nan, sp.zoo, sp.oo, -sp.oo):
+        return sp.true
+    return when
+
+
+def _finite_limit(value: sp.Expr, x: sp.Symbol, r: sp.Expr) -> bool:
+    try:
+        with time_budget(LIMIT_SECONDS):
+            return bool(sp.limit(_plain(value), x, r, "-").is_finite)
+    except _ANALYSIS_ERRORS:
+        return False
 
 
 def patch_removable(expr: sp.Expr, x: sp.Symbol) -> tuple[sp.Expr, list[float]]:
@@ -243,17 +297,11 @@ def patch_removable(expr: sp.Expr, x: sp.Symbol) -> tuple[sp.Expr, list[float]]:
     for (value, cond), region in zip(branches(expr), regions):
         for d in _x_denominators(value, x):
             for r in _real_roots(d, x) or []:
-                if r.free_symbols or (region is not None and r not in region):
+                if r.free_symbols or r.is_real is not True or (region is not None and not _contains(region, r)):
                     continue
-                try:
-                    left = sp.limit(_plain(value), x, r, "-")
-                    right = sp.limit(_plain(value), x, r, "+")
-                except (NotImplementedError, ValueError, TypeError):
+                taylor = _taylor_if_removable(value, x, r)
+                if taylor is None:
                     continue
-                if not (left.is_finite and sp.simplify(left - right) == 0):
-                    continue
-                taylor = sp.series(_plain(value), x, r, TAYLOR_ORDER).removeO()
-                taylor = stabilize(sp.expand(taylor))
                 value = sp.Piecewise((taylor, sp.Abs(x - r) < TAYLOR_RADIUS), (value, True))
                 patched_points.append(float(r))
         new_branches.append((value, cond))
@@ -296,31 +344,39 @@ def find_hazards(expr: sp.Expr, x: sp.Symbol) -> list[dict]:
         previous.append(raw)
         for d in _x_denominators(value, x):
             for r in _real_roots(d, x) or []:
-                when = sp.simplify(cond.subs(x, r))
+                when = _condition_at(cond, x, r)
                 if when is sp.false:
                     continue
-                if not r.free_symbols and sp.limit(_plain(value), x, r, "-").is_finite:
+                if not r.free_symbols and _finite_limit(value, x, r):
                     continue  # removable: patched by patch_removable
                 hazards.append(_hazard("pole", cond, f"x = {r}", when))
         for kind, g in _domain_checks(value, x):
             if not (g.free_symbols - {x}):
                 rel = g <= 0 if kind == "log-domain" else g < 0
                 try:
-                    bad = sp.solve_univariate_inequality(rel, x, relational=False)
-                    region = sp.S.Reals if cond is sp.true else cond.as_set()
-                    bad = sp.Intersection(bad, region)
-                except (NotImplementedError, ValueError, TypeError):
+                    with time_budget(LIMIT_SECONDS):
+                        bad = sp.solve_univariate_inequality(rel, x, relational=False)
+                        region = sp.S.Reals if cond is sp.true else cond.as_set()
+                        bad = sp.Intersection(bad, region)
+                except _ANALYSIS_ERRORS:
                     bad = None
                 if bad is not None and bad is not sp.S.EmptySet:
                     hazards.append(_hazard(kind, cond, f"x in {bad}", sp.true))
                 continue
             for r in _real_roots(g, x) or []:
-                when = sp.simplify(cond.subs(x, r))
+                when = _condition_at(cond, x, r)
                 if when is not sp.false:
                     hazards.append(_hazard(kind, cond, f"x on one side of {r}", when))
     return hazards
 
 
 def _hazard(kind: str, branch: sp.Basic, at: str, when: sp.Basic) -> dict:
-    safe = "none" if when is sp.true else str(sp.simplify(sp.Not(when)))
+    if when is sp.true:
+        safe = "none"
+    else:
+        try:
+            with time_budget(LIMIT_SECONDS):
+                safe = str(sp.simplify(sp.Not(when)))
+        except _ANALYSIS_ERRORS:
+            safe = f"not ({when})"
     return {"kind": kind, "branch": str(branch), "at": at, "when": str(when), "safe": safe}

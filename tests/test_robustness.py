@@ -1,0 +1,229 @@
+"""Hostile and unusual expressions: codegen/define/show end in code or a one-line refusal, within the budget.
+
+Reproducers of issue 9 (bug classes M, R1, K's symbolic part) go through the real CLI (``actsym.cli.main``)
+and through ``actsym.define(...).derivation``; the budget mechanism is tested on C-level work that SIGALRM
+cannot interrupt.
+"""
+
+import math
+import time
+
+import pytest
+import sympy as sp
+
+import actsym
+from actsym import budget
+from actsym.budget import BudgetExceeded, StageFailed, run_budgeted, stage
+from actsym.cli import main
+from actsym.derivation import DerivativeCheckFailed, check_points, derive
+from actsym.derive import _Timeout, effective_regions, time_budget
+from actsym.parse import ExpressionError, X, parse_expression
+
+# (expression, params): valid expressions that used to end in a traceback or a refusal of the check.
+ACCEPTED = [
+    ("Heaviside(x)", {}),  # DerivativeCheckFailed sampled the one-point branch {x = 0}
+    ("x + exp(800)", {}),  # 30 digits cannot see x next to exp(800): the check's precision follows |f|
+    ("Min(x, a/x)", {"a": 1.0}),  # hazard search compared with zoo at the pole: TypeError
+    ("tanh(log(log(x)))", {}),  # PoleError from a limit at x = 1
+    ("exp(exp(exp(exp(exp(x)))))", {}),  # OverflowError in the mpmath check
+    ("Piecewise((2*x, x >= 0), (x, True)) + Piecewise((x, x > 0), (3*x, True))", {}),  # R1
+    ("Piecewise((sqrt(x - b), x > b), (0, True))", {"b": 0.5}),  # parameter-dependent condition
+]
+
+
+def _codegen(tmp_path, text, params):
+    args = ["codegen", text, "--name", "probe", "--out", str(tmp_path / "gen")]
+    for k, v in params.items():
+        args += ["--param", f"{k}={v}"]
+    return main(args)
+
+
+def _one_line_error(capsys) -> str:
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("actsym: error: "), err
+    return lines[0]
+
+
+@pytest.mark.parametrize("text, params", ACCEPTED, ids=[t for t, _ in ACCEPTED])
+def test_reproducers_generate_code(tmp_path, capsys, text, params):
+    assert _codegen(tmp_path, text, params) == 0, capsys.readouterr().err
+    assert (tmp_path / "gen" / "probe.py").exists()
+
+
+@pytest.mark.parametrize("text, params", ACCEPTED, ids=[t for t, _ in ACCEPTED])
+def test_reproducers_derive(text, params):
+    d = actsym.define("probe", text, params).derivation
+    assert set(d.grads) == {"x", *params}
+    assert d.checks and all("disagrees" not in c for c in d.checks)
+
+
+@pytest.mark.parametrize("text", ["True*x", "(x > 0)*x", "x + (x > 1)", "exp(x >= 0)", "-(x < 0)", "x & (x > 0)"])
+def test_booleans_in_arithmetic_are_refused_at_parse_time(tmp_path, capsys, text):
+    assert _codegen(tmp_path, text, {}) == 2
+    assert "condition" in _one_line_error(capsys)
+    with pytest.raises(ExpressionError, match="condition"):
+        parse_expression(text)
+    assert not (tmp_path / "gen").exists()
+
+
+def test_conditions_still_parse():
+    e = parse_expression("Piecewise((x, (x > 0) & ~(x > 3) | (x < -5)), (0, True))")
+    assert isinstance(e, sp.Piecewise)
+    with pytest.raises(ExpressionError, match="used as a condition"):
+        parse_expression("Piecewise((x, x + 1), (0, True))")
+
+
+@pytest.mark.parametrize("text", ["softplus(x)**2", "x**(-64)", "sigmoid(x)**3*expm1(x)**2/log1p(x**2)"])
+def test_show_prints_without_traceback(capsys, text):
+    assert main(["show", text]) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert "LaTeX" in out
+
+
+def test_latex_of_powers_of_stable_functions():
+    assert sp.latex(parse_expression("softplus(x)**2")) == r"\left(\operatorname{softplus}\left(x\right)\right)^{2}"
+    assert sp.latex(parse_expression("expm1(x)**3")) == r"\left(e^{x} - 1\right)^{3}"
+
+
+# ------------------------------------------------------------------------------------------------------
+# the derivative check
+# ------------------------------------------------------------------------------------------------------
+
+
+def test_derivative_check_failure_is_a_refusal_not_an_assertion():
+    assert issubclass(DerivativeCheckFailed, ExpressionError)
+    assert not issubclass(DerivativeCheckFailed, AssertionError)
+
+
+def test_check_points_skip_one_point_regions():
+    d = actsym.define("r1", ACCEPTED[5][0]).derivation
+    regions = effective_regions([c for _, c in d.f.args], X)
+    assert sp.FiniteSet(0) in regions  # the merge really creates a one-point branch ...
+    pts = check_points(d, [])
+    assert pts and 0.0 not in pts  # ... and it is never sampled
+    assert any(p > 0 for p in pts) and any(p < 0 for p in pts)
+
+
+def test_check_points_resolve_parameter_conditions_at_the_parameter_values():
+    d = actsym.define("sq", "Piecewise((sqrt(x - b), x > b), (0, True))", {"b": 0.5}).derivation
+    for b in (0.5, 2.0):
+        pts = check_points(d, [b])
+        assert any(p > b for p in pts) and any(p < b for p in pts)
+        assert all(abs(p - b) > 0.01 for p in pts)
+
+
+def test_wrong_derivative_still_caught_where_f_is_huge():
+    d = actsym.define("big", "x + exp(800)").derivation
+    d.patched["x"] = sp.Float(1.000001)
+    from actsym.derivation import verify_derivatives
+
+    with pytest.raises(DerivativeCheckFailed):
+        verify_derivatives(d)
+
+
+# ------------------------------------------------------------------------------------------------------
+# the budget
+# ------------------------------------------------------------------------------------------------------
+
+
+def _big_power(n):
+    with stage("derivation of df/db"):
+        return 3 ** (n * 10**9)  # one C-level multiplication loop: SIGALRM cannot interrupt it
+
+
+def test_worker_budget_interrupts_c_level_work_and_names_the_stage():
+    start = time.monotonic()
+    with pytest.raises(BudgetExceeded, match=r"^derivation of df/db ran out of its 30 s budget"):
+        run_budgeted(_big_power, 1, stage_name="derivation", seconds=0.5, total=30)
+    assert time.monotonic() - start < 5
+
+
+def _raise_zero_division():
+    with stage("hazard search"):
+        return 1 / 0
+
+
+def test_unexpected_exception_in_worker_is_one_line_with_its_type():
+    with pytest.raises(StageFailed, match=r"^hazard search failed: ZeroDivisionError: division by zero"):
+        run_budgeted(_raise_zero_division, stage_name="derivation", seconds=10)
+
+
+def _refuse():
+    raise ExpressionError("a refusal from inside")
+
+
+def test_expression_errors_come_back_as_they_are():
+    with pytest.raises(ExpressionError, match="^a refusal from inside$"):
+        run_budgeted(_refuse, stage_name="derivation", seconds=10)
+
+
+def test_results_pickle_back_from_the_worker():
+    spec = actsym.get("mish").spec  # softplus/tanh: custom SymPy functions cross the process boundary
+    d, spent = run_budgeted(derive, spec, stage_name="derivation", seconds=30)
+    assert d.f == derive(spec).f and d.grads == derive(spec).grads
+    assert spent < 30
+
+
+def _python_loop():
+    with stage("removable-singularity search in f"):
+        while True:
+            pass
+
+
+def test_in_process_fallback_without_fork(monkeypatch):
+    monkeypatch.setenv("ACTSYM_WORKER", "0")
+    with pytest.raises(BudgetExceeded, match="^removable-singularity search in f ran out"):
+        run_budgeted(_python_loop, stage_name="derivation", seconds=0.3)
+
+
+def test_inner_time_budget_keeps_the_outer_deadline(monkeypatch):
+    monkeypatch.setenv("ACTSYM_WORKER", "0")
+
+    def work():
+        with time_budget(0.05):  # an inner budget (guarded_simplify) that expires and is handled ...
+            try:
+                while True:
+                    pass
+            except _Timeout:
+                pass
+        with stage("hazard search"):  # ... must not cancel the outer one
+            while True:
+                pass
+
+    with pytest.raises(BudgetExceeded, match="^hazard search ran out"):
+        run_budgeted(work, stage_name="derivation", seconds=0.4)
+
+
+def test_budget_setting(monkeypatch):
+    monkeypatch.delenv("ACTSYM_BUDGET", raising=False)
+    assert budget.budget_seconds() == budget.DEFAULT_BUDGET == 30
+    monkeypatch.setenv("ACTSYM_BUDGET", "7.5")
+    assert budget.budget_seconds() == 7.5
+    monkeypatch.setenv("ACTSYM_BUDGET", "0")
+    assert budget.budget_seconds() == math.inf
+    assert budget.budget_seconds(3) == 3
+    monkeypatch.setenv("ACTSYM_BUDGET", "soon")
+    with pytest.raises(ExpressionError, match="ACTSYM_BUDGET"):
+        budget.budget_seconds()
+
+
+def test_codegen_refuses_past_the_budget_naming_the_stage(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("ACTSYM_BUDGET", "0.5")
+    start = time.monotonic()
+    assert _codegen(tmp_path, "expm1(erf(3/x + 3*x))", {}) == 2  # ~10 s of limits and series
+    assert time.monotonic() - start < 10
+    line = _one_line_error(capsys)
+    assert "ran out of its 0.5 s budget" in line
+    assert any(s in line for s in ("simplification", "derivation of", "removable-singularity", "hazard", "check"))
+    assert not (tmp_path / "gen").exists()
+
+
+def test_define_budget_is_shared_by_all_stages():
+    act = actsym.define("slow", "expm1(erf(3/x + 3*x))", budget=0.5)
+    with pytest.raises(BudgetExceeded, match="0.5 s budget"):
+        _ = act.derivation
+    assert act._spent >= 0.5
+    with pytest.raises(BudgetExceeded, match="0.5 s budget"):  # nothing left for a second try
+        act.source()
