@@ -39,14 +39,16 @@ def elu_grad_x(grad, x, alpha):
     """grad * df/dx."""
     m0 = (x > 0)
     xs0 = torch.clamp(x, max=0)
-    return torch.where(m0, 1, torch.exp(xs0) * alpha) * grad
+    t0 = m0.to(x.dtype)
+    return (t0 + torch.exp(xs0) * alpha * (1 - t0)) * grad
 
 
 def elu_grad_all(grad, x, alpha):
     """(grad * df/dx, grad * df/dp for every parameter), not yet reduced to the parameter shapes."""
     m0 = (x > 0)
     xs0 = torch.clamp(x, max=0)
-    return (torch.where(m0, 1, torch.exp(xs0) * alpha) * grad, torch.expm1(xs0) * grad)
+    t0 = m0.to(x.dtype)
+    return ((t0 + torch.exp(xs0) * alpha * (1 - t0)) * grad, torch.expm1(xs0) * grad)
 
 
 # ---------------------------------------- in place: the same operations, run while autograd is not recording
@@ -65,14 +67,22 @@ def elu_grad_x_nograd(grad, x, alpha):
     """Same result as elu_grad_x, computed in place on buffers it allocates; not differentiable."""
     m0 = (x > 0)
     xs0 = torch.clamp(x, max=0)
-    return xs0.exp_().mul_(alpha).masked_fill_(m0, 1).mul_(grad)
+    b0 = xs0.exp_().mul_(alpha)
+    out = m0.to(x.dtype)
+    b1 = 1 - out
+    b0.mul_(b1)
+    return out.add_(b0).mul_(grad)
 
 
 def elu_grad_all_nograd(grad, x, alpha):
     """Same result as elu_grad_all, computed in place on buffers it allocates; not differentiable."""
     m0 = (x > 0)
     xs0 = torch.clamp(x, max=0)
-    out0 = torch.exp(xs0).mul_(alpha).masked_fill_(m0, 1).mul_(grad)
+    b0 = torch.exp(xs0).mul_(alpha)
+    out0 = m0.to(x.dtype)
+    b1 = 1 - out0
+    b0.mul_(b1)
+    out0.add_(b0).mul_(grad)
     out1 = xs0.expm1_().mul_(grad)
     return (out0, out1)
 

@@ -38,7 +38,8 @@ def exp2_grad_x(grad, x):
     xs0 = torch.clamp(x, min=0)
     xs1 = torch.clamp(x, max=0)
     t0 = -xs0
-    return torch.where(m0, (xs0 + 1) * torch.exp(t0) - torch.expm1(t0), torch.exp(xs1)) * grad
+    t1 = m0.to(x.dtype)
+    return (((xs0 + 1) * torch.exp(t0) - torch.expm1(t0)) * t1 + torch.exp(xs1) * (1 - t1)) * grad
 
 
 # ---------------------------------------- in place: the same operations, run while autograd is not recording
@@ -68,7 +69,11 @@ def exp2_grad_x_nograd(grad, x):
     b0.expm1_()
     out.sub_(b0)
     b2 = xs1.exp_()
-    return torch.where(m0, out, b2, out=out).mul_(grad)
+    b3 = m0.to(x.dtype)
+    b4 = 1 - b3
+    out.mul_(b3)
+    b2.mul_(b4)
+    return out.add_(b2).mul_(grad)
 
 
 class ExP2Function(torch.autograd.Function):

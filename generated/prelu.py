@@ -38,14 +38,16 @@ def prelu_value(x, a):
 def prelu_grad_x(grad, x, a):
     """grad * df/dx."""
     m0 = (x > 0)
-    return torch.where(m0, 1, a) * grad
+    t0 = m0.to(x.dtype)
+    return (t0 + a * (1 - t0)) * grad
 
 
 def prelu_grad_all(grad, x, a):
     """(grad * df/dx, grad * df/dp for every parameter), not yet reduced to the parameter shapes."""
     m0 = (x > 0)
     xs0 = torch.clamp(x, max=0)
-    return (torch.where(m0, 1, a) * grad, xs0 * grad)
+    t0 = m0.to(x.dtype)
+    return ((t0 + a * (1 - t0)) * grad, xs0 * grad)
 
 
 # ---------------------------------------- in place: the same operations, run while autograd is not recording
@@ -63,14 +65,18 @@ def prelu_value_nograd(x, a):
 def prelu_grad_x_nograd(grad, x, a):
     """Same result as prelu_grad_x, computed in place on buffers it allocates; not differentiable."""
     m0 = (x > 0)
-    return torch.where(m0, 1, a).mul_(grad)
+    out = m0.to(x.dtype)
+    b0 = (1 - out).mul_(a)
+    return out.add_(b0).mul_(grad)
 
 
 def prelu_grad_all_nograd(grad, x, a):
     """Same result as prelu_grad_all, computed in place on buffers it allocates; not differentiable."""
     m0 = (x > 0)
     xs0 = torch.clamp(x, max=0)
-    out0 = torch.where(m0, 1, a).mul_(grad)
+    out0 = m0.to(x.dtype)
+    b0 = (1 - out0).mul_(a)
+    out0.add_(b0).mul_(grad)
     out1 = xs0.mul_(grad)
     return (out0, out1)
 

@@ -479,6 +479,9 @@ def _compound_first(items: list) -> list:
 
 _NAN_PROPAGATING = set(UNARY) | {"add", "sub", "mul", "div", "pow", "powc", "maximum", "minimum"}
 _FINITE = object()  # "a finite number not known at generation time" (a parameter expression)
+#: ops that map finite numbers to finite numbers (overflow of sums and products of parameters aside)
+_FINITE_OPS = {"add", "sub", "mul", "neg", "abs", "sign", "sigmoid", "tanh", "sin", "cos", "erf", "erfc", "atan",
+               "asinh", "clamp", "maximum", "minimum", "softplus", "square"}
 
 
 def _restrict(g: Graph, vid: int, x: int, cmp: Instr, value: bool, memo: dict):
@@ -492,8 +495,11 @@ def _restrict(g: Graph, vid: int, x: int, cmp: Instr, value: bool, memo: dict):
     out = None
     if ins.op == "const":
         out = ins.attr[0] if not isinstance(ins.attr[0], bool) and math.isfinite(ins.attr[0]) else None
-    elif ins.kind == "param":
-        out = _FINITE
+    elif ins.op == "input" and ins.kind == "param":
+        out = _FINITE  # parameters are assumed finite
+    elif ins.kind == "param" and ins.op in _FINITE_OPS:
+        vals = [_restrict(g, a, x, cmp, value, memo) for a in ins.args]
+        out = _FINITE if all(v is not None for v in vals) else None
     elif ins.op == "clamp" and ins.args[0] == x:
         lo, hi = ins.attr
         c = g.value(cmp.args[1])
@@ -512,8 +518,18 @@ def _restrict(g: Graph, vid: int, x: int, cmp: Instr, value: bool, memo: dict):
             v is not None for v in vals
         ):
             out = 0.0  # 0 * finite parameter expression
+        elif ins.op in _FINITE_OPS and all(v is not None for v in vals):
+            out = _FINITE
     memo[vid] = out
     return out
+
+
+def _finite_outside(g: Graph, v: int, cmp: Instr, value: bool) -> bool:
+    """``v`` is finite (for finite parameters) wherever the mask equals ``value``."""
+    if g.kind(v) == "const":
+        return math.isfinite(g.value(v))
+    r = _restrict(g, v, cmp.args[0], cmp, value, {})
+    return r is _FINITE or (isinstance(r, float) and math.isfinite(r))
 
 
 def _simple_mask(g: Graph, m: int) -> Instr | None:
@@ -564,5 +580,11 @@ def select_blends(g: Graph, outputs: list[int]) -> tuple[Graph, list[int]]:
                 if isinstance(za, float) and za == 0.0 and isinstance(zb, float) and zb == 0.0:
                     remap[vid] = new.op("add", args[1], args[2])
                     continue
+            if cmp is not None and _finite_outside(g, a, cmp, False) and _finite_outside(g, b, cmp, True):
+                # a*I + b*(1 - I) with 0/1 float indicators: exact where the unselected value is finite
+                ind = new.op("ind", args[0])
+                rest = new.op("sub", new.const(1.0), ind)
+                remap[vid] = new.op("add", new.op("mul", args[1], ind), new.op("mul", args[2], rest))
+                continue
         remap[vid] = new.op(ins.op, *args, attr=ins.attr)
     return new, [remap[o] for o in outputs]
