@@ -87,40 +87,40 @@ def _store_partial(p_ptr, acc, pid, NK, M, K, AXIS: tl.constexpr, BM: tl.constex
 
 
 @triton.jit
-def elu_fwd_kernel(x_ptr, alpha_ptr, y_ptr, M, K, C, INNER, NK, PC_alpha: tl.constexpr, AXIS: tl.constexpr,
+def elu_fwd_kernel(x_ptr, p_alpha_ptr, y_ptr, M, K, C, INNER, NK, PC_p_alpha: tl.constexpr, AXIS: tl.constexpr,
         BM: tl.constexpr, BK: tl.constexpr, INDEX64: tl.constexpr, COMPUTE: tl.constexpr):
     """y = f(x) on one (BM, BK) tile."""
     _offs, _valid, _ch = _tile(tl.program_id(0), 0, NK, M, K, C, INNER, AXIS, 1, BM, BK, INDEX64)
     x = tl.load(x_ptr + _offs, mask=_valid, other=0.0).to(COMPUTE)
-    alpha = _param(alpha_ptr, _ch, PC_alpha, COMPUTE)
+    p_alpha = _param(p_alpha_ptr, _ch, PC_p_alpha, COMPUTE)
     m0 = (x > 0)
     xs0 = tl.maximum(x, 0, propagate_nan=tl.PropagateNan.ALL)
     xs1 = tl.minimum(x, 0, propagate_nan=tl.PropagateNan.ALL)
-    y = tl.where(m0, xs0, alpha*_expm1(xs1))
+    y = tl.where(m0, xs0, p_alpha*_expm1(xs1))
     tl.store(y_ptr + _offs, y.to(y_ptr.dtype.element_ty), mask=_valid)
 
 
 @triton.jit
-def elu_bwd_kernel(grad_ptr, x_ptr, alpha_ptr, gx_ptr, g_alpha_ptr, M, K, C, INNER, NK, NEED_X: tl.constexpr, PC_alpha: tl.constexpr, NEED_alpha: tl.constexpr,
+def elu_bwd_kernel(grad_ptr, x_ptr, p_alpha_ptr, gx_ptr, g_p_alpha_ptr, M, K, C, INNER, NK, NEED_X: tl.constexpr, PC_p_alpha: tl.constexpr, NEED_p_alpha: tl.constexpr,
         AXIS: tl.constexpr, ITERS: tl.constexpr, BM: tl.constexpr, BK: tl.constexpr, INDEX64: tl.constexpr,
         COMPUTE: tl.constexpr):
     """gx = grad * df/dx on ITERS tiles; each g_<p> summed over them into one partial per tile row/column."""
     _pid = tl.program_id(0)
-    acc_alpha = tl.zeros((BM, BK), COMPUTE)
+    acc_p_alpha = tl.zeros((BM, BK), COMPUTE)
     for _it in range(ITERS):
         _offs, _valid, _ch = _tile(_pid, _it, NK, M, K, C, INNER, AXIS, ITERS, BM, BK, INDEX64)
         x = tl.load(x_ptr + _offs, mask=_valid, other=0.0).to(COMPUTE)
         grad = tl.load(grad_ptr + _offs, mask=_valid, other=0.0).to(COMPUTE)
-        alpha = _param(alpha_ptr, _ch, PC_alpha, COMPUTE)
+        p_alpha = _param(p_alpha_ptr, _ch, PC_p_alpha, COMPUTE)
         m0 = (x > 0)
         xs0 = tl.minimum(x, 0, propagate_nan=tl.PropagateNan.ALL)
         if NEED_X:
-            gx = grad*tl.where(m0, tl.full((), 1, COMPUTE), alpha*tl.exp(xs0))
+            gx = grad*tl.where(m0, tl.full((), 1, COMPUTE), p_alpha*tl.exp(xs0))
             tl.store(gx_ptr + _offs, gx.to(gx_ptr.dtype.element_ty), mask=_valid)
-        if NEED_alpha:
-            acc_alpha += tl.where(_valid, grad*tl.where(m0, tl.full((), 0, COMPUTE), _expm1(xs0)), 0.0)
-    if NEED_alpha:
-        _store_partial(g_alpha_ptr, acc_alpha, _pid, NK, M, K, AXIS, BM, BK, INDEX64)
+        if NEED_p_alpha:
+            acc_p_alpha += tl.where(_valid, grad*tl.where(m0, tl.full((), 0, COMPUTE), _expm1(xs0)), 0.0)
+    if NEED_p_alpha:
+        _store_partial(g_p_alpha_ptr, acc_p_alpha, _pid, NK, M, K, AXIS, BM, BK, INDEX64)
 
 
 _DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
@@ -185,12 +185,12 @@ def _reduce(partial, p, per_channel, axis, c, i):
     return g.to(p.dtype).reshape(p.shape)
 
 
-def forward(x, alpha, block=BLOCK, num_warps=NUM_WARPS):
+def forward(x, *raw, block=BLOCK, num_warps=NUM_WARPS):
     """y = f(x) with the fused forward kernel (x on a device Triton runs on; parameters: tensors of one
     element or one per channel)."""
     compute = _compute(x.dtype)
     x = x.contiguous()
-    params, per_channel = _flat_params(x, (alpha,))
+    params, per_channel = _flat_params(x, raw)
     y = torch.empty_like(x)
     if x.numel() == 0:
         return y
@@ -202,11 +202,10 @@ def forward(x, alpha, block=BLOCK, num_warps=NUM_WARPS):
     return y
 
 
-def backward(grad, x, alpha, needs=None, block=BLOCK, num_warps=NUM_WARPS, min_programs=MIN_PROGRAMS):
+def backward(grad, x, *raw, needs=None, block=BLOCK, num_warps=NUM_WARPS, min_programs=MIN_PROGRAMS):
     """(grad_x, *param grads) in one fused pass; ``needs`` (default all True) says which to compute, the
     others are None. Parameter gradients have the parameters' shapes and dtypes."""
     compute = _compute(x.dtype)
-    raw = (alpha,)
     needs = tuple(needs) if needs is not None else (True,) * (1 + len(raw))
     x, grad = x.contiguous(), grad.contiguous().to(x.dtype)
     params, per_channel = _flat_params(x, raw)

@@ -176,12 +176,12 @@ def _reduce(partial, p, per_channel, axis, c, i):
     return g.to(p.dtype).reshape(p.shape)
 
 
-def forward(x, block=BLOCK, num_warps=NUM_WARPS):
+def forward(x, *raw, block=BLOCK, num_warps=NUM_WARPS):
     """y = f(x) with the fused forward kernel (x on a device Triton runs on; parameters: tensors of one
     element or one per channel)."""
     compute = _compute(x.dtype)
     x = x.contiguous()
-    params, per_channel = _flat_params(x, ())
+    params, per_channel = _flat_params(x, raw)
     y = torch.empty_like(x)
     if x.numel() == 0:
         return y
@@ -193,11 +193,10 @@ def forward(x, block=BLOCK, num_warps=NUM_WARPS):
     return y
 
 
-def backward(grad, x, needs=None, block=BLOCK, num_warps=NUM_WARPS, min_programs=MIN_PROGRAMS):
+def backward(grad, x, *raw, needs=None, block=BLOCK, num_warps=NUM_WARPS, min_programs=MIN_PROGRAMS):
     """(grad_x, *param grads) in one fused pass; ``needs`` (default all True) says which to compute, the
     others are None. Parameter gradients have the parameters' shapes and dtypes."""
     compute = _compute(x.dtype)
-    raw = ()
     needs = tuple(needs) if needs is not None else (True,) * (1 + len(raw))
     x, grad = x.contiguous(), grad.contiguous().to(x.dtype)
     params, per_channel = _flat_params(x, raw)

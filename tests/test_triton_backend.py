@@ -54,6 +54,9 @@ LAYOUTS = {
 CUSTOM = {
     "sinc": ("sin(x)/x", {}),
     "twoparam": ("Piecewise((a*x, x > 0), (b*expm1(x), True))", {"a": 1.0, "b": 0.5}),
+    # parameter names the kernels and launchers use for their own values (issue 9, classes B/I)
+    "kernelnames": ("Piecewise((K*x + grad*tanh(x) + M, x > 0), (a*expm1(x) + a_ptr*x + acc_a + needs, True))",
+                    {"K": 1.0, "grad": 0.5, "M": 0.0, "a": 1.0, "a_ptr": 0.25, "acc_a": 0.0, "needs": 0.0}),
 }
 FLOAT = [torch.float32, torch.float64]
 HALF = [torch.float16, torch.bfloat16]
@@ -67,6 +70,7 @@ def _cases() -> list[str]:
         cases += [f"{name}-planes-{str(dt)[6:]}" for dt in HALF]
         cases.append(f"{name}-nan")
     cases += [f"sinc-layer-{str(dt)[6:]}" for dt in FLOAT] + [f"twoparam-mixed-{str(dt)[6:]}" for dt in FLOAT]
+    cases += [f"kernelnames-layer-{str(dt)[6:]}" for dt in FLOAT]
     cases += [f"rational-{layout}-index64" for layout in ("layer", "planes", "rows")]
     cases += ["rational-needs", "exponential-deterministic", "elu-empty", "silu-empty"]
     cases += ["module-rational", "module-mish", "module-compile-exp2"]
@@ -406,13 +410,15 @@ def test_unsupported_activation_gets_eager_module_only(tmp_path):
     assert triton_dir(tmp_path / "gen") / "atanact.py" not in files
 
 
-def test_reserved_parameter_names_are_rejected():
+def test_parameter_names_never_clash_with_kernel_names():
+    """Parameters appear in kernels as p_<name> and in launchers positionally (the kernelnames case runs
+    them in the interpreter)."""
     import actsym
     from actsym.codegen.triton_backend import render
-    from actsym.codegen.triton_printer import UnsupportedNode
 
-    with pytest.raises(UnsupportedNode, match="clash"):
-        render(actsym.define("bad", "K*x", params={"K": 1.0}).derivation)
+    src = render(actsym.define("kn", CUSTOM["kernelnames"][0], params=CUSTOM["kernelnames"][1]).derivation)
+    compile(src, "<kn>", "exec")
+    assert "p_grad = _param(p_grad_ptr" in src and "def forward(x, *raw," in src
 
 
 def test_importing_actsym_does_not_import_triton():

@@ -34,24 +34,11 @@ import sympy as sp
 from actsym import __version__
 from actsym.codegen.eager import _comment_block
 from actsym.codegen.lower import Program, lower
-from actsym.codegen.triton_printer import HELPERS, TritonPrinter, UnsupportedNode, helper_closure
+from actsym.codegen.triton_printer import HELPERS, TritonPrinter, UnsupportedNode, helper_closure  # noqa: F401 (re-exported)
 from actsym.derivation import Derivation
 
 GENERATOR = f"actsym {__version__} triton/1"
 HEADER_WIDTH = 106
-
-#: Names the kernels use; a parameter with one of these names cannot be rendered.
-RESERVED = {
-    "tl", "triton", "torch", "math", "grad", "x", "y", "gx", "COMPUTE", "AXIS", "ITERS", "BM", "BK", "INDEX64",
-    "NEED_X", "M", "K", "C", "INNER", "NK",
-}
-
-
-def _param_check(pnames: list[str]) -> None:
-    bad = [p for p in pnames if p in RESERVED or p.upper() == p]
-    if bad:
-        raise UnsupportedNode(f"parameter names {bad} clash with names the Triton kernels use")
-
 
 def _program_lines(prog: Program, printer: TritonPrinter, indent: str) -> list[str]:
     return [f"{indent}{name} = {printer.doprint(e)}" for name, e in prog.assignments]
@@ -80,12 +67,23 @@ def _depends_on_tile(prog: Program, name: str, tile_symbols: set[str]) -> bool:
     return bool(deps & tile_symbols)
 
 
+def kernel_name(p: str) -> str:
+    """A parameter's name inside the kernels: ``p_<name>`` (injective, and no fixed kernel name starts
+    with ``p_``), so no user name can collide with the kernels' own (``M``, ``grad``, ``acc_*``, ``*_ptr``)."""
+    return f"p_{p}"
+
+
 def programs(d: Derivation) -> tuple[Program, Program]:
-    """(forward, backward) programs: the lowering the eager backend uses, backward with all outputs."""
-    x, pnames, init_subs = d.x, list(d.spec.params), d.init_subs()
+    """(forward, backward) programs: the lowering the eager backend uses, backward with all outputs, over
+    the kernel names of the parameters."""
+    x, pnames = d.x, list(d.spec.params)
+    rename = {sp.Symbol(p, real=True): sp.Symbol(kernel_name(p), real=True) for p in pnames}
+    init_subs = {rename[s]: v for s, v in d.init_subs().items()}
     grad = sp.Symbol("grad", real=True)
-    fwd = lower([("y", d.patched["f"])], x, init_subs)
-    bwd = lower([("gx", d.patched["x"]), *[(f"g_{p}", d.patched[p]) for p in pnames]], x, init_subs, scale=grad)
+    patched = {k: e.xreplace(rename) for k, e in d.patched.items()}
+    fwd = lower([("y", patched["f"])], x, init_subs)
+    bwd = lower([("gx", patched["x"]), *[(f"g_{kernel_name(p)}", patched[p]) for p in pnames]], x, init_subs,
+                scale=grad)
     return fwd, bwd
 
 
@@ -95,7 +93,7 @@ def render(d: Derivation) -> str:
     spec = d.spec
     name = spec.name
     pnames = list(spec.params)
-    _param_check(pnames)
+    knames = [kernel_name(p) for p in pnames]
     fwd, bwd = programs(d)
     printer = TritonPrinter()
     fwd_body = _program_lines(fwd, printer, "    ")
@@ -131,8 +129,8 @@ def render(d: Derivation) -> str:
         comment, src = HELPERS[h]
         lines += [f"# {comment}"] + src.rstrip("\n").splitlines() + ["", ""]
     lines += _RUNTIME_KERNELS.strip("\n").splitlines() + ["", ""]
-    lines += _fwd_kernel(name, pnames, fwd_body, y_code) + ["", ""]
-    lines += _bwd_kernel(name, pnames, bwd_body, out_code) + ["", ""]
+    lines += _fwd_kernel(name, knames, fwd_body, y_code) + ["", ""]
+    lines += _bwd_kernel(name, knames, bwd_body, out_code) + ["", ""]
     lines += _RUNTIME_HOST.strip("\n").splitlines() + ["", ""]
     lines += _launchers(name, pnames)
     return "\n".join(lines).rstrip() + "\n"
@@ -305,19 +303,16 @@ def _reduce(partial, p, per_channel, axis, c, i):
 '''
 
 
-def _tuple(names: list[str]) -> str:
-    return "(" + ", ".join(names) + ("," if len(names) == 1 else "") + ")"
-
-
 def _launchers(name: str, pnames: list[str]) -> list[str]:
-    sig = "".join(f", {p}" for p in pnames)
+    """Host launchers; parameters are positional (``*raw``, PARAMS order), so their names never meet the
+    launchers' own locals."""
     lines = [
-        f"def forward(x{sig}, block=BLOCK, num_warps=NUM_WARPS):",
+        "def forward(x, *raw, block=BLOCK, num_warps=NUM_WARPS):",
         '    """y = f(x) with the fused forward kernel (x on a device Triton runs on; parameters: tensors of one',
         '    element or one per channel)."""',
         "    compute = _compute(x.dtype)",
         "    x = x.contiguous()",
-        f"    params, per_channel = _flat_params(x, {_tuple(pnames)})",
+        "    params, per_channel = _flat_params(x, raw)",
         "    y = torch.empty_like(x)",
         "    if x.numel() == 0:",
         "        return y",
@@ -329,11 +324,10 @@ def _launchers(name: str, pnames: list[str]) -> list[str]:
         "    return y",
         "",
         "",
-        f"def backward(grad, x{sig}, needs=None, block=BLOCK, num_warps=NUM_WARPS, min_programs=MIN_PROGRAMS):",
+        "def backward(grad, x, *raw, needs=None, block=BLOCK, num_warps=NUM_WARPS, min_programs=MIN_PROGRAMS):",
         '    """(grad_x, *param grads) in one fused pass; ``needs`` (default all True) says which to compute, the',
         '    others are None. Parameter gradients have the parameters\' shapes and dtypes."""',
         "    compute = _compute(x.dtype)",
-        f"    raw = {_tuple(pnames)}",
         "    needs = tuple(needs) if needs is not None else (True,) * (1 + len(raw))",
         "    x, grad = x.contiguous(), grad.contiguous().to(x.dtype)",
         "    params, per_channel = _flat_params(x, raw)",
