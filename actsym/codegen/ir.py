@@ -363,11 +363,10 @@ class Builder:
         if isinstance(e, sp.Heaviside):
             u = self(e.args[0])
             h0 = number(e.args[1]) if len(e.args) > 1 else 0.5
-            # 1 for u > 0, h0 at 0, 0 below; NaN stays NaN (u*0 carries it)
-            zero = g.op("mul", u, g.const(0.0))
-            at0 = g.op("add", zero, g.const(h0))
-            return g.op("where", g.op("gt", u, g.const(0.0)), g.op("add", zero, g.const(1.0)),
-                        g.op("where", g.op("lt", u, g.const(0.0)), zero, at0))
+            zero, one = g.const(0.0), g.const(1.0)
+            # 1 above 0, 0 below, h0 at 0, NaN for NaN (as the mpmath/SymPy reference)
+            at0 = g.op("where", g.op("eq", u, zero), g.const(h0), g.const(math.nan))
+            return g.op("where", g.op("gt", u, zero), one, g.op("where", g.op("lt", u, zero), zero, at0))
         if isinstance(e, sp.DiracDelta):
             return g.const(0.0)
         if isinstance(e, sp.exp):
