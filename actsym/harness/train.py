@@ -16,7 +16,9 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import sys
 import time
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -249,11 +251,32 @@ def _autocast(device: torch.device, amp: bool):
     return contextlib.nullcontext()
 
 
-def last_checkpoint_epoch(path: str | Path | None) -> int:
-    """Last completed epoch stored in a checkpoint file (0 when there is none)."""
+def load_checkpoint(path: str | Path | None, device: torch.device | str = "cpu") -> dict | None:
+    """The state in a checkpoint file, or None when there is none. Loaded with ``weights_only=True`` (tensors,
+    numbers, containers only: a crafted file cannot run code). A file that cannot be read that way (damaged,
+    truncated, or not ours) is moved aside to ``<name>.bad`` with a one-line warning, and the run restarts."""
     if path is None or not Path(path).exists():
-        return 0
-    return int(torch.load(path, map_location="cpu", weights_only=False)["epoch"])
+        return None
+    path = Path(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location=device, weights_only=True)
+        if not (isinstance(state, dict) and {"epoch", "model", "optimizer", "rng"} <= set(state)):
+            raise ValueError("not an actsym checkpoint")
+        return state
+    except Exception as err:  # noqa: BLE001 - any unreadable file means: redo the run
+        bad = path.with_name(path.name + ".bad")
+        os.replace(path, bad)
+        print(f"actsym: checkpoint {path} is unreadable or unsafe ({type(err).__name__}); moved to {bad.name}, "
+              "the run restarts from epoch 0", file=sys.stderr)
+        return None
+
+
+def last_checkpoint_epoch(path: str | Path | None) -> int:
+    """Last completed epoch stored in a checkpoint file (0 when there is none or it is unreadable)."""
+    state = load_checkpoint(path)
+    return 0 if state is None else int(state["epoch"])
 
 
 def _save_checkpoint(path: Path, epoch: int, model: nn.Module, opt) -> None:
@@ -275,8 +298,8 @@ def train_run(recipe, handle: ActivationHandle, data: TensorData, settings: Mapp
     base_lr = settings["lr"]
     start = 0
     ckpt_path = Path(checkpoint) if checkpoint is not None else None
-    if ckpt_path is not None and ckpt_path.exists():
-        state = torch.load(ckpt_path, map_location=device, weights_only=False)
+    state = load_checkpoint(ckpt_path, device)
+    if state is not None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["rng"])
