@@ -32,6 +32,7 @@ class Activation:
         self._budget = budget
         self._spent = spent
         self._source: str | None = None
+        self._source_error: Exception | None = None
         self._higher: dict[tuple[str, int], sp.Expr] = {}
 
     # -- identity ----------------------------------------------------------------------------------
@@ -66,23 +67,38 @@ class Activation:
         return f"Activation({self.name!r}, {sp.sstr(self.expr)!r}{', ' + ps if ps else ''})"
 
     # -- symbolic ----------------------------------------------------------------------------------
-    def _budgeted(self, fn, *args, stage_name: str):
+    def _budgeted(self, fn, *args, stage_name: str, partial: list | None = None):
         """``fn(*args)`` in a worker under what is left of this activation's budget."""
         from actsym.budget import budget_seconds, run_budgeted
 
         total = budget_seconds(self._budget)
         start = time.monotonic()
         try:
-            return run_budgeted(fn, *args, stage_name=stage_name, seconds=total - self._spent, total=total)[0]
+            return run_budgeted(fn, *args, stage_name=stage_name, seconds=total - self._spent, total=total,
+                                partial=partial)[0]
         finally:
             self._spent += time.monotonic() - start
 
     @functools.cached_property
     def derivation(self):
-        from actsym.derivation import derive
+        return self._derive(render=False)
 
-        d = self._budgeted(derive, self.spec, stage_name="derivation")
+    def _derive(self, render: bool):
+        """The derivation from one worker; with ``render`` the same worker renders the module next (it reuses
+        the worker's SymPy cache). The derivation is kept when rendering then fails or runs out of time."""
+        from actsym.parse import ExpressionError
+
+        parts: list = []
+        try:
+            d, source = self._budgeted(_derive_and_render, self.spec, render, stage_name="derivation", partial=parts)
+        except ExpressionError as e:
+            if not parts:
+                raise
+            d, source, self._source_error = parts[0], None, e
+        d = d if d is not None else parts[0]
         d.spec = self.spec  # the worker sent back an equal copy; keep one spec object
+        if source is not None:
+            self._source = source
         return d
 
     def symbol(self, name: str) -> sp.Symbol:
@@ -113,11 +129,23 @@ class Activation:
     def source(self) -> str:
         """The generated eager module source (what ``actsym codegen`` writes)."""
         if self._source is None:
+            if "derivation" not in self.__dict__:
+                self.__dict__["derivation"] = self._derive(render=True)
+            if self._source_error is not None:
+                raise self._source_error
+        if self._source is None:
             from actsym.codegen.eager import render
 
-            d = self.derivation
-            self._source = self._budgeted(render, d, stage_name="rendering of the generated module")
+            self._source = self._budgeted(render, self.derivation, stage_name=RENDER_STAGE)
         return self._source
+
+    def triton_source(self) -> str | None:
+        """The fused Triton module source (under the same budget as :meth:`source`), or None when the Triton
+        printer does not support a node of this activation."""
+        if not hasattr(self, "_triton_source"):
+            d = self.derivation
+            self._triton_source = self._budgeted(_render_triton, d, stage_name="rendering of the Triton module")
+        return self._triton_source
 
     @functools.cached_property
     def code(self) -> types.ModuleType:
@@ -155,6 +183,34 @@ class Activation:
     def functional(self):
         """Callable ``(x, *params) -> Tensor``; parameters may be numbers or tensors."""
         return getattr(self.code, self.name)
+
+
+RENDER_STAGE = "rendering of the generated module"
+
+
+def _derive_and_render(spec: ActivationSpec, render: bool):
+    """(derivation, None), or with ``render``: the derivation goes to the parent first (budget.deliver), then
+    (None, eager source)."""
+    from actsym.budget import deliver, stage
+    from actsym.derivation import derive
+
+    d = derive(spec)
+    if not render:
+        return d, None
+    deliver(d)
+    from actsym.codegen.eager import render as render_eager
+
+    with stage(RENDER_STAGE):
+        return None, render_eager(d)
+
+
+def _render_triton(d) -> str | None:
+    from actsym.codegen.triton_backend import UnsupportedNode, render
+
+    try:
+        return render(d)
+    except UnsupportedNode:
+        return None
 
 
 def load_source(source: str, module_name: str) -> types.ModuleType:

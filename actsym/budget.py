@@ -41,6 +41,8 @@ DEFAULT_BUDGET = 30.0
 _CHANNEL = None
 #: The innermost stage currently running in this process (for in-process timeouts and failure messages).
 _STAGES: list[str] = []
+#: Where :func:`deliver` puts values in this process (one list per active in-process run_budgeted).
+_SINKS: list[list] = []
 
 
 class BudgetExceeded(ExpressionError):
@@ -88,14 +90,16 @@ def stage(name: str):
         yield
     except (ExpressionError, _InProcessTimeout, KeyboardInterrupt, SystemExit, GeneratorExit):
         raise
-    except RecursionError:
-        raise StageFailed(f"{name} failed: expression too deeply nested (RecursionError)") from None
-    except MemoryError:
-        raise StageFailed(f"{name} failed: out of memory (MemoryError)") from None
     except Exception as e:  # noqa: BLE001 - the stage boundary: one line for the user, type kept for bugs
         if os.environ.get("ACTSYM_DEBUG"):
             traceback.print_exc()
-        raise StageFailed(f"{name} failed: {type(e).__name__}: {_one_line(e)}{_where(e)}") from e
+        if isinstance(e, RecursionError):
+            text = "expression too deeply nested (RecursionError)"
+        elif isinstance(e, MemoryError):
+            text = "out of memory (MemoryError)"
+        else:
+            text = f"{type(e).__name__}: {_one_line(e)}"
+        raise StageFailed(f"{name} failed: {text}{_where(e)}") from None
     finally:
         _STAGES.pop()
         if _STAGES:
@@ -134,25 +138,41 @@ def _fork_available() -> bool:
     return hasattr(os, "fork") and os.environ.get("ACTSYM_WORKER", "1") != "0"
 
 
-def run_budgeted(fn, *args, stage_name: str, seconds: float | None = None, total: float | None = None):
+def run_budgeted(fn, *args, stage_name: str, seconds: float | None = None, total: float | None = None,
+                 partial: list | None = None):
     """``fn(*args)`` under a hard deadline of ``seconds`` (default :func:`budget_seconds`; what is left of an
     activation's budget when earlier stages spent some of it; ``<= 0`` refuses at once).
 
     Returns ``(result, seconds_spent)``. The result must pickle. Raises :class:`BudgetExceeded` naming the
     stage that was running when time ran out, :class:`StageFailed` for an unexpected exception (or a
     worker that died), and re-raises :class:`ExpressionError` from ``fn`` as is. ``total`` is the whole
-    budget ``seconds`` is what is left of (for the message; default ``seconds``)."""
+    budget ``seconds`` is what is left of (for the message; default ``seconds``). Values ``fn`` passes to
+    :func:`deliver` are appended to ``partial`` as they arrive, so they survive a later timeout or failure."""
     if seconds is None:
         seconds = budget_seconds()
     total = seconds if total is None else total
     if seconds <= 0:
         raise _out_of_time(stage_name, total)
     start = time.monotonic()
-    if in_worker() or not _fork_available():
-        result = _run_in_process(fn, args, stage_name, seconds, total)
-    else:
-        result = _run_in_worker(fn, args, stage_name, seconds, total)
+    sink = [] if partial is None else partial
+    _SINKS.append(sink)
+    try:
+        if in_worker() or not _fork_available():
+            result = _run_in_process(fn, args, stage_name, seconds, total)
+        else:
+            result = _run_in_worker(fn, args, stage_name, seconds, total, sink)
+    finally:
+        _SINKS.pop()
     return result, time.monotonic() - start
+
+
+def deliver(value) -> None:
+    """Hand ``value`` to the caller of :func:`run_budgeted` now (its ``partial`` list), before ``fn`` returns:
+    a derivation is kept even when rendering the module after it runs out of time."""
+    if _CHANNEL is not None and not _SINKS:
+        _CHANNEL.send(("partial", value))
+    elif _SINKS:
+        _SINKS[-1].append(value)
 
 
 def _out_of_time(name: str, total: float) -> BudgetExceeded:
@@ -188,7 +208,7 @@ def _run_in_process(fn, args, stage_name, seconds, total):
         signal.signal(signal.SIGALRM, old)
 
 
-def _run_in_worker(fn, args, stage_name, seconds, total):
+def _run_in_worker(fn, args, stage_name, seconds, total, sink):
     from multiprocessing import Pipe
 
     reader, writer = Pipe(duplex=False)
@@ -219,6 +239,9 @@ def _run_in_worker(fn, args, stage_name, seconds, total):
             if kind == "stage":
                 last = payload
                 continue
+            if kind == "partial":
+                sink.append(payload)
+                continue
             message = (kind, payload)
             break
     finally:
@@ -248,6 +271,7 @@ def _worker_main(writer, fn, args, stage_name):  # pragma: no cover - child proc
     try:
         signal.signal(signal.SIGINT, signal.SIG_DFL)  # the parent handles Ctrl-C and kills us
         _CHANNEL = writer
+        _SINKS.clear()  # the parent's lists: values go through the pipe now
         try:
             with stage(stage_name):
                 result = fn(*args)

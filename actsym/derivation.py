@@ -52,6 +52,15 @@ def _label(key: str) -> str:
     return "f" if key == "f" else f"df/d{key}"
 
 
+def _require_defined(f: sp.Expr) -> None:
+    """Refuse an f that divides by zero on a whole branch once Max/Min/Heaviside are Piecewise
+    (``x/Heaviside(x)`` is x/0 for every x < 0)."""
+    for value, cond in branches(f):
+        if value.has(sp.zoo, sp.nan, sp.oo, -sp.oo):
+            where = "" if cond is sp.true else f" where {sp.sstr(cond)}"
+            raise ExpressionError(f"expression is undefined{where}: it is {sp.sstr(value)} there (a division by zero)")
+
+
 def derive(spec: ActivationSpec, simplify: bool = True, verify: bool = True) -> Derivation:
     """Derive everything code generation needs. Each step runs as a named :func:`actsym.budget.stage`: an
     unexpected exception becomes a one-line refusal naming the step, and under
@@ -59,6 +68,7 @@ def derive(spec: ActivationSpec, simplify: bool = True, verify: bool = True) -> 
     x = spec.x
     with stage("simplification of f"):
         f = canonicalize(spec.expr)
+        _require_defined(f)
         if simplify:
             f = guarded_simplify(f)
     grads = {}
@@ -80,6 +90,8 @@ def derive(spec: ActivationSpec, simplify: bool = True, verify: bool = True) -> 
 
 
 def _mp_callable(expr: sp.Expr, symbols: list[sp.Symbol]):
+    # zoo/oo have no mpmath spelling in lambdify; as nan/inf the check skips the points where they are selected
+    expr = expr.xreplace({sp.zoo: sp.nan, sp.oo: sp.Float("inf"), -sp.oo: sp.Float("-inf")})
     return sp.lambdify(symbols, expr, modules=[mpmath_namespace(), "mpmath"])
 
 

@@ -83,6 +83,17 @@ def differentiate(expr: sp.Expr, wrt: sp.Symbol, simplify: bool = True) -> sp.Ex
     """d expr / d wrt with the conventions of this module, stabilized and (optionally) simplified."""
     d = sp.diff(expr, wrt)
     d = d.replace(lambda e: isinstance(e, sp.DiracDelta), lambda e: sp.S.Zero)
+    # sign(u)/Heaviside(u) of an argument SymPy cannot prove real (x**(1/3)) stay as unevaluated
+    # Derivative(sign(u), x): a step function, whose a.e. derivative is 0 like the Dirac deltas above.
+    d = d.replace(
+        lambda e: isinstance(e, (sp.Derivative, sp.Subs)) and isinstance(e.expr, (sp.sign, sp.Heaviside)),
+        lambda e: sp.S.Zero,
+    )
+    left = d.atoms(sp.Derivative)
+    if left:
+        from actsym.parse import ExpressionError
+
+        raise ExpressionError(f"SymPy cannot differentiate {sp.sstr(next(iter(left)).expr)} with respect to {wrt}")
     d = canonicalize(d)
     if simplify:
         d = guarded_simplify(d)

@@ -46,6 +46,18 @@ def _one_line_error(capsys) -> str:
     return lines[0]
 
 
+def test_undefined_branch_is_refused_before_derivation(tmp_path, capsys):
+    # Heaviside(x) is 0 for x < 0: x/Heaviside(x) divides by zero on that whole branch
+    assert _codegen(tmp_path, "x/Heaviside(x)", {}) == 2
+    assert "undefined where x < 0" in _one_line_error(capsys)
+
+
+def test_unevaluated_derivative_of_a_step_function_is_zero():
+    # SymPy cannot prove x**(1/3) real, so d sign(x**(1/3))/dx stays an unevaluated Derivative
+    d = actsym.define("st", "sign(Min(x, E)**(1/3))").derivation
+    assert d.grads["x"] == 0 and not d.grads["x"].has(sp.Derivative)
+
+
 @pytest.mark.parametrize("text, params", ACCEPTED, ids=[t for t, _ in ACCEPTED])
 def test_reproducers_generate_code(tmp_path, capsys, text, params):
     assert _codegen(tmp_path, text, params) == 0, capsys.readouterr().err
@@ -218,6 +230,21 @@ def test_codegen_refuses_past_the_budget_naming_the_stage(tmp_path, capsys, monk
     assert "ran out of its 0.5 s budget" in line
     assert any(s in line for s in ("simplification", "derivation of", "removable-singularity", "hazard", "check"))
     assert not (tmp_path / "gen").exists()
+
+
+def test_derivation_survives_rendering_that_runs_out_of_time(monkeypatch):
+    import actsym.codegen.eager as eager
+
+    def slow_render(d):
+        with stage("lowering"):
+            while True:
+                pass
+
+    monkeypatch.setattr(eager, "render", slow_render)  # before the fork: the worker renders slowly
+    act = actsym.define("keep", "x*sigmoid(x)", budget=3)
+    with pytest.raises(BudgetExceeded, match="^lowering ran out of its 3 s budget"):
+        act.source()
+    assert act.derivation.grads["x"] is not None  # delivered before rendering started: kept
 
 
 def test_define_budget_is_shared_by_all_stages():
