@@ -119,7 +119,7 @@ def _informational(stage_name: str, fn, *args):
 
 def cmd_codegen(args) -> int:
     import actsym
-    from actsym.codegen.writer import planned_files, stale_files, write_all
+    from actsym.codegen.writer import check_targets, planned_files, stale_files, write_all
 
     out = Path(args.out)
     if args.all:
@@ -133,7 +133,9 @@ def cmd_codegen(args) -> int:
         if act.name in actsym.names() and act.expr != actsym.get(act.name).expr:
             raise UsageError(f"{act.name!r} is a built-in activation; choose another --name")
         acts = [act]
-    files = planned_files(acts, out, with_init=True)  # everything rendered before anything is written
+    # everything rendered before anything is written; the Triton sibling package only for the catalog (user
+    # activations get their kernels generated on first use by backend="triton")
+    files = planned_files(acts, out, with_init=True, triton=bool(args.all))
     if args.check:
         stale = stale_files(files)
         if stale:
@@ -141,7 +143,12 @@ def cmd_codegen(args) -> int:
             return 1
         print(f"{len(files)} generated files are up to date")
         return 0
-    for r in write_all(files):
+    check_targets(files, out)
+    try:
+        results = write_all(files)
+    except OSError as err:
+        raise UsageError(f"cannot write to {out}: {err.strerror or err}") from None
+    for r in results:
         print(f"{'wrote    ' if r.changed else 'unchanged'} {r.path}")
     if args.eval:
         from actsym.harness.evaluate import run_eval
@@ -242,7 +249,10 @@ def _add_harness_commands(sub) -> None:
 
 def _user_errors() -> tuple[type[BaseException], ...]:
     """Exceptions that mean bad input (one line on stderr, exit 2), not a bug."""
-    errors: tuple[type[BaseException], ...] = (ExpressionError, UsageError, KeyError, argparse.ArgumentTypeError)
+    from actsym.codegen.writer import UnsafeWrite
+
+    errors: tuple[type[BaseException], ...] = (ExpressionError, UsageError, KeyError, argparse.ArgumentTypeError,
+                                               UnsafeWrite)
     try:
         from actsym.harness.download import DataError
 
