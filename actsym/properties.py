@@ -203,6 +203,26 @@ def prop_extreme_inputs(act: Activation, s: Settings) -> str:
     return f"finite and accurate at {len(EXTREME)} points in float32/float64"
 
 
+def prop_accuracy(act: Activation, s: Settings) -> str:
+    """Bits of error of f, df/dx, df/dp over the whole float range (actsym.accuracy, Herbie's measure). Fails
+    where a result is inf/NaN but the exact value is finite and |x| <= 1e4 (the range extreme-inputs covers);
+    non-finite results further out and the error in bits are reported."""
+    from actsym.accuracy import measure
+
+    parts, far = [], 0
+    bps = boundaries(act)
+    for dtype in (torch.float64, torch.float32):
+        r = measure(act, dtype, n=200, branch_points=bps)
+        for f in r.functions:
+            near = [p for p in f.nonfinite if abs(p[0]) <= 1e4]
+            _check(not near, f"{r.dtype} {f.what}: got {near[0][1]} at x = {near[0][0]:.6g}, exact {near[0][2]:.6g}"
+                   if near else "")
+            far += len(f.nonfinite)
+        parts.append(f"{r.dtype} " + ", ".join(f"{f.what} {f.mean_bits:.2f}/{f.max_bits:.0f}" for f in r.functions))
+    tail = f"; non-finite where exact is finite at {far} points with |x| > 1e4" if far else ""
+    return "bits mean/max: " + "; ".join(parts) + tail
+
+
 def _bad(x, y):
     return x.detach()[~torch.isfinite(y)].tolist()[:3]
 
@@ -379,6 +399,7 @@ PROPERTIES: dict[str, Callable[[Activation, Settings], str]] = {
     "symbolic-vs-numeric": prop_symbolic_vs_numeric,
     "gradcheck": prop_gradcheck,
     "extreme-inputs": prop_extreme_inputs,
+    "accuracy": prop_accuracy,
     "nan-propagates": prop_nan_propagates,
     "dtypes": prop_dtypes,
     "per-channel": prop_per_channel,
