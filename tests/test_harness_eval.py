@@ -63,7 +63,7 @@ def test_rerun_skips_finished_and_paired_table(tmp_path):
               db=tmp_path / "r.sqlite", out=tmp_path / "rep", quiet=True)
     paths = run_eval("tanh", **kw)
     md = paths["markdown"].read_text()
-    assert "tanh − relu" in md and "not significant" in md
+    assert "tanh − relu" in md and "no claim (n=2 < 5 seeds)" in md  # too few seeds for a significance flag
     assert "Epochs to reach test accuracy" in md
     with Store(paths["db"]) as store:
         before = [(r["id"], r["updated"]) for r in store.runs()]
@@ -154,3 +154,23 @@ def test_resolve_handles_names_and_params():
     mod = p.make(4)
     assert sum(q.numel() for q in mod.parameters()) == 4
     assert torch.allclose(mod(-torch.ones(2, 4)), torch.full((2, 4), -0.1))
+
+
+def test_runs_are_pooled_by_identity_never_by_name(tmp_path):
+    """The same display name for two different formulas gives two rows (issue 11: no silent pooling)."""
+    import actsym
+
+    kw = dict(recipe="mnist-mlp", seeds=1, epochs=1, baselines=[], dataset_obj=fake_dataset(MNIST),
+              db=tmp_path / "r.sqlite", out=tmp_path / "rep", quiet=True)
+    run_eval(actsym.define("myact", "x*tanh(x)"), **kw)
+    paths = run_eval(actsym.define("myact", "x*sigmoid(2*x)"), **kw)
+    md = paths["markdown"].read_text()
+    assert "myact #1 [x*tanh(x)]" in md and "myact #2 [x*sigmoid(2*x)]" in md
+    assert "2/0/0" not in md  # no row pools both formulas
+
+
+def test_unknown_name_is_refused_with_a_suggestion_not_a_fallback():
+    from actsym.harness.activations import resolve
+
+    with pytest.raises(KeyError, match="did you mean 'mish'"):
+        resolve("Mish")

@@ -93,6 +93,17 @@ def fallback_names() -> list[str]:
     return sorted(_FALLBACKS)
 
 
+def _unknown_name(core, spec: str) -> str:
+    """'unknown activation ...; did you mean ...?' (never a silent substitute such as torch's nn.Mish)."""
+    import difflib
+
+    known = list(core.names()) + (list(core.corpus_names()) if hasattr(core, "corpus_names") else [])
+    lower = {k.lower(): k for k in known}
+    guess = [lower[spec.lower()]] if spec.lower() in lower else difflib.get_close_matches(spec, known, n=3)
+    hint = f"; did you mean {', '.join(repr(g) for g in guess)}?" if guess else f"; built-in: {', '.join(core.names())}"
+    return f"unknown activation {spec!r}{hint}"
+
+
 def _resolve_fallback(spec: str, params: dict[str, float] | None) -> ActivationHandle:
     key = spec.lower()
     if key not in _FALLBACKS:
@@ -143,8 +154,9 @@ def _from_activation(act, spec_params: dict[str, float] | None, display: str | N
     def factory(num_channels: int | None) -> nn.Module:
         module = act.module(num_parameters=num_channels or 1)
         with torch.no_grad():  # a new *init* for a learnable parameter
-            for name, value in learn_over.items():
-                getattr(module, name).fill_(value)
+            for name, value in learn_over.items():  # by dictionary: a parameter may be called e.g. "float"
+                stored = module._parameters.get(name)
+                (stored if stored is not None else module._buffers[name]).fill_(value)
         return module
 
     if display is None and overrides:  # e.g. a learnable parameter started elsewhere: swish(beta=2)
@@ -173,9 +185,7 @@ def resolve(spec, params: dict[str, float] | None = None) -> ActivationHandle:
         try:
             act = core.get(spec)
         except (KeyError, LookupError, ValueError):
-            if spec.lower() in _FALLBACKS:
-                return _resolve_fallback(spec, params)
-            raise
+            raise KeyError(_unknown_name(core, spec)) from None
         fixed = {k: v for k, v in (params or {}).items()
                  if k in (act.params or {}) and not getattr(act.params[k], "learnable", False)}
         display = None

@@ -21,7 +21,7 @@ from typing import Any
 
 from .firing import scalar
 from .report_plots import _matplotlib, _plots
-from .stats import paired, summary
+from .stats import MIN_SEEDS_FOR_SIGNIFICANCE, paired, summary
 from .store import Store
 
 Block = tuple  # ("h", level, text) | ("p", text) | ("table", headers, rows) | ("img", path, caption) | ("code", text)
@@ -135,7 +135,8 @@ def _paired_blocks(candidate: str, names: list[str], by_act: dict[str, list[dict
                          "–" if math.isnan(p.p_value) else f"{p.p_value:.3g}",
                          "–" if math.isnan(p.ci_low) else f"[{100 * p.ci_low:+.2f}, {100 * p.ci_high:+.2f}]",
                          "–" if math.isnan(p.boot_low) else f"[{100 * p.boot_low:+.2f}, {100 * p.boot_high:+.2f}]",
-                         flag if p.n >= 2 else "not significant (n<2)"])
+                         flag if p.n >= MIN_SEEDS_FOR_SIGNIFICANCE else
+                         f"no claim (n={p.n} < {MIN_SEEDS_FOR_SIGNIFICANCE} seeds)"])
     if not rows:
         return []
     return [
@@ -281,6 +282,30 @@ def render_html(blocks: list[Block], title: str) -> str:
 # entry
 
 
+def identity_labels(runs: Sequence[dict]) -> dict[int, str]:
+    """Run id -> the label its results are pooled under. Runs are pooled only when they share the
+    activation's *identity* (``act_hash``: normalised expression, parameter values, which are learnable, code
+    version) -- never by display name alone. A name used by several identities gets one label per identity,
+    numbered and showing its formula; parameter values are always part of the label."""
+    hashes: dict[str, list[str]] = {}
+    for r in runs:
+        seen = hashes.setdefault(r["activation"], [])
+        if r["act_hash"] not in seen:
+            seen.append(r["act_hash"])
+    out = {}
+    for r in runs:
+        name, params = r["activation"], r.get("params") or {}
+        label = name
+        if params and "(" not in name:
+            label += "(" + ", ".join(f"{k}={v:g}" for k, v in sorted(params.items())) + ")"
+        ids = hashes[name]
+        if len(ids) > 1:
+            expr = str(r.get("expr") or "")
+            label += f" #{ids.index(r['act_hash']) + 1} [{expr[:40]}{'…' if len(expr) > 40 else ''}]"
+        out[r["id"]] = label
+    return out
+
+
 def write_report(store: Store, study: str, out: str | Path, candidate: str | None = None,
                  handles: Sequence[Any] | None = None, notes: Sequence[str] = ()) -> dict[str, Path]:
     """Write ``report.md`` and ``report.html`` for ``study`` under ``out``; return their paths."""
@@ -295,13 +320,18 @@ def write_report(store: Store, study: str, out: str | Path, candidate: str | Non
     variant = runs[0]["settings"].get("variant")
     reference_all = getattr(recipe_mod, "REFERENCE", {}) if recipe_mod else {}
     reference = reference_all.get(variant, {}) if isinstance(reference_all.get(variant), dict) else {}
+    labels = identity_labels(runs)
     names: list[str] = []
     by_act: dict[str, list[dict]] = {}
     for r in runs:
-        if r["activation"] not in by_act:
-            names.append(r["activation"])
-        by_act.setdefault(r["activation"], []).append(r)
-    candidate = candidate if candidate in by_act else names[0]
+        label = labels[r["id"]]
+        if label not in by_act:
+            names.append(label)
+        by_act.setdefault(label, []).append(r)
+    cand_hash = getattr(handles[0], "hash", None) if handles else None
+    matching = [lb for lb in names if by_act[lb][0]["act_hash"] == cand_hash] if cand_hash else []
+    named = [lb for lb in names if by_act[lb][0]["activation"] == candidate]
+    candidate = (matching or named or names)[0]
     names = [candidate] + [n for n in names if n != candidate]
     thresholds = runs[0]["settings"].get("acc_thresholds", []) or []
     all_epochs = store.epochs_for(r["id"] for r in runs)

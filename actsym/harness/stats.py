@@ -149,11 +149,17 @@ def bootstrap_ci(diffs: Sequence[float], level: float = 0.95, n_boot: int = 10_0
     return means[lo_i], means[hi_i]
 
 
+#: fewest paired seeds for which a difference may be called significant
+MIN_SEEDS_FOR_SIGNIFICANCE = 5
+
+
 def paired(a: Sequence[float], b: Sequence[float], level: float = 0.95, alpha: float = 0.05,
            n_boot: int = 10_000, seed: int = 0) -> Paired:
     """Paired comparison of equal-length ``a`` and ``b`` (same seeds, same order): A − B.
 
-    ``significant`` requires n ≥ 2, p < ``alpha`` and a bootstrap CI that excludes 0.
+    ``significant`` requires n ≥ MIN_SEEDS_FOR_SIGNIFICANCE, p < ``alpha`` and a bootstrap CI that excludes 0
+    (with fewer pairs the bootstrap distribution has a handful of distinct values and the t-test's normality
+    assumption cannot be checked: no claim is made).
     """
     if len(a) != len(b):
         raise ValueError("paired samples must have equal length")
@@ -170,5 +176,5 @@ def paired(a: Sequence[float], b: Sequence[float], level: float = 0.95, alpha: f
         t = s.mean / (s.std / math.sqrt(n))
         p = t_sf2(t, n - 1)
     lo, hi = bootstrap_ci(diffs, level, n_boot, seed)
-    significant = p < alpha and (lo > 0 or hi < 0)
+    significant = n >= MIN_SEEDS_FOR_SIGNIFICANCE and p < alpha and (lo > 0 or hi < 0)
     return Paired(n, s.mean, s.std, t, p, s.ci_low, s.ci_high, lo, hi, significant)
