@@ -157,7 +157,9 @@ class Activation:
                     return mod
             except ImportError:
                 pass
-        return load_source(self.source(), f"actsym_generated_{self.name}")
+        mod = load_source(self.source(), f"actsym_generated_{self.name}")
+        _make_picklable(getattr(mod, self.class_name), self.spec)
+        return mod
 
     @property
     def function(self):
@@ -211,6 +213,32 @@ def _render_triton(d) -> str | None:
         return render(d)
     except UnsupportedNode:
         return None
+
+
+def _make_picklable(cls: type, spec: ActivationSpec) -> None:
+    """Modules of a class generated in memory pickle as "rebuild from the spec, then restore the state", so
+    ``torch.save(model)`` / ``pickle`` work and load in a fresh process (which regenerates the code)."""
+    payload = {
+        "name": spec.name, "expr": spec.expr, "class_name": spec.class_name, "title": spec.title,
+        "reference": spec.reference, "params": {k: (v.init, v.learnable) for k, v in spec.params.items()},
+    }
+
+    def __reduce__(self):
+        return (rebuild_module, (payload, self.__getstate__()))
+
+    cls.__reduce__ = __reduce__
+
+
+def rebuild_module(payload: dict, state: dict):
+    """Unpickling side of :func:`_make_picklable`."""
+    from actsym.spec import make_spec
+
+    spec = make_spec(payload["name"], payload["expr"], payload["params"], class_name=payload["class_name"],
+                     title=payload["title"], reference=payload["reference"])
+    cls = Activation(spec).module_class
+    obj = cls.__new__(cls)
+    obj.__setstate__(state)
+    return obj
 
 
 def load_source(source: str, module_name: str) -> types.ModuleType:

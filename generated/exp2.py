@@ -181,10 +181,12 @@ class ExP2(torch.nn.Module):
 
     backend: "eager" (in-place torch ops when autograd is not recording) or "compile" (torch.compile of
     the same code, compiled on first use); double backward always runs the differentiable eager code.
+    inplace is accepted and ignored (the input is never modified), for timm/torchvision factories.
     """
 
-    def __init__(self, num_parameters=1, backend="eager"):
-        """num_parameters is accepted (and ignored) so every activation module has the same interface."""
+    def __init__(self, num_parameters=1, backend="eager", inplace=False):
+        """num_parameters and inplace are accepted (and ignored) so every activation module has the same
+        interface as nn.PReLU / nn.ReLU (timm and torchvision factories pass inplace=True)."""
         torch.nn.Module.__init__(self)
         self.backend = _check_backend(backend)
 

@@ -235,9 +235,10 @@ class Swish(torch.nn.Module):
 
     backend: "eager" (in-place torch ops when autograd is not recording) or "compile" (torch.compile of
     the same code, compiled on first use); double backward always runs the differentiable eager code.
+    inplace is accepted and ignored (the input is never modified), for timm/torchvision factories.
     """
 
-    def __init__(self, num_parameters=1, beta=1.0, learnable=LEARNABLE, backend="eager"):
+    def __init__(self, num_parameters=1, beta=1.0, learnable=LEARNABLE, backend="eager", inplace=False):
         _init_module(self, num_parameters, learnable, backend, {"beta": beta})
 
     def forward(self, x):

@@ -343,13 +343,14 @@ def _functional_and_module(spec) -> list[str]:
         "",
         '    backend: "eager" (in-place torch ops when autograd is not recording) or "compile" (torch.compile of',
         "    the same code, compiled on first use); double backward always runs the differentiable eager code.",
+        "    inplace is accepted and ignored (the input is never modified), for timm/torchvision factories.",
     ]
     lines += ['    """', ""]
     if pnames:
         inits = ", ".join(f'"{p}": {p}' for p in pnames)
         views = ", ".join(f'_param(self, "{p}", x)' for p in pnames)
         lines += [
-            f'    def __init__(self, num_parameters=1{kw}, learnable=LEARNABLE, backend="eager"):',
+            f'    def __init__(self, num_parameters=1{kw}, learnable=LEARNABLE, backend="eager", inplace=False):',
             f"        _init_module(self, num_parameters, learnable, backend, {{{inits}}})",
             "",
             "    def forward(self, x):",
@@ -360,8 +361,9 @@ def _functional_and_module(spec) -> list[str]:
         ]
     else:
         lines += [
-            '    def __init__(self, num_parameters=1, backend="eager"):',
-            '        """num_parameters is accepted (and ignored) so every activation module has the same interface."""',
+            '    def __init__(self, num_parameters=1, backend="eager", inplace=False):',
+            '        """num_parameters and inplace are accepted (and ignored) so every activation module has the same',
+            '        interface as nn.PReLU / nn.ReLU (timm and torchvision factories pass inplace=True)."""',
             "        torch.nn.Module.__init__(self)",
             "        self.backend = _check_backend(backend)",
             "",
