@@ -10,7 +10,8 @@ property tests and evaluations.
 __version__ = "0.1.0"
 
 from actsym.api import define, get, names  # noqa: E402
+from actsym.modules import replace_activations  # noqa: E402
 from actsym.parse import ExpressionError  # noqa: E402
 from actsym.spec import Param  # noqa: E402
 
-__all__ = ["define", "get", "names", "ExpressionError", "Param", "__version__"]
+__all__ = ["define", "get", "names", "replace_activations", "ExpressionError", "Param", "__version__"]

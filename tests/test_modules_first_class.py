@@ -41,3 +41,16 @@ def test_inplace_keyword_is_accepted_like_nn_relu():
         before = x.clone()
         m(x)
         assert torch.equal(x, before)  # accepted, ignored: the input is never modified
+
+
+def test_replace_activations_by_class_name_and_predicate():
+    from torch import nn
+
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(inplace=True), nn.Sequential(nn.Conv2d(4, 4, 1), nn.ReLU()))
+    assert actsym.replace_activations(model, old=nn.ReLU, new=actsym.get("prelu"), num_parameters=4) == 2
+    assert type(model[1]).__name__ == "PReLU" and model[1] is not model[2][1]
+    model(torch.randn(1, 3, 8, 8)).sum().backward()
+    assert model[2][1].a.grad.shape == (4,)
+    assert actsym.replace_activations(model, old="prelu", new="exp2") == 2
+    assert actsym.replace_activations(model, old=lambda name, m: name == "0", new=nn.Identity) == 1
+    assert isinstance(model[0], nn.Identity)
