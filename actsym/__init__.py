@@ -9,9 +9,9 @@ property tests and evaluations.
 
 __version__ = "0.1.0"
 
-from actsym.api import define, get, names  # noqa: E402
+from actsym.api import corpus_names, define, get, names  # noqa: E402
 from actsym.modules import replace_activations  # noqa: E402
 from actsym.parse import ExpressionError  # noqa: E402
 from actsym.spec import Param  # noqa: E402
 
-__all__ = ["define", "get", "names", "replace_activations", "ExpressionError", "Param", "__version__"]
+__all__ = ["define", "get", "names", "corpus_names", "replace_activations", "ExpressionError", "Param", "__version__"]

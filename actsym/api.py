@@ -1,4 +1,4 @@
-"""Public entry points: ``define``, ``get``, ``names``."""
+"""Public entry points: ``define``, ``get``, ``names``, ``corpus_names``."""
 
 from __future__ import annotations
 
@@ -32,9 +32,35 @@ def names() -> list[str]:
     return list(CATALOG)
 
 
+def corpus_names() -> list[str]:
+    """Names of the literature corpus (``actsym/corpus.json``), usable with :func:`get`."""
+    from actsym import corpus
+
+    return corpus.names()
+
+
 @functools.cache
 def get(name: str) -> Activation:
-    """A built-in activation by name (uses the committed code in ``generated/`` when up to date)."""
-    if name not in CATALOG:
-        raise KeyError(f"unknown activation {name!r}; built-in: {', '.join(CATALOG)}")
-    return Activation(make_spec(name, **CATALOG[name]), prefer_generated=True)
+    """An activation by name: the built-in catalog first (uses the committed code in ``generated/`` when up to
+    date), then the literature corpus (code generated in memory on first use)."""
+    if name in CATALOG:
+        return Activation(make_spec(name, **CATALOG[name]), prefer_generated=True)
+    from actsym import corpus
+
+    if isinstance(name, str) and name in corpus.names():
+        return Activation(make_spec(**corpus.define_kwargs(name)))
+    raise KeyError(_unknown(name))
+
+
+def _unknown(name) -> str:
+    """'unknown activation ...; did you mean ...?' over the catalog and the corpus."""
+    import difflib
+
+    from actsym import corpus
+
+    known = list(CATALOG) + corpus.names()
+    lower = {k.lower(): k for k in known}
+    key = str(name)
+    guess = [lower[key.lower()]] if key.lower() in lower else difflib.get_close_matches(key, known, n=3)
+    hint = f"did you mean {', '.join(repr(g) for g in guess)}?" if guess else "see actsym.names() and actsym.corpus_names()"
+    return f"unknown activation {name!r}; {hint}"

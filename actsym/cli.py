@@ -44,13 +44,27 @@ def add_activation_arguments(p: argparse.ArgumentParser, positional_help: str) -
 
 
 def resolve_activation(args):
-    """A catalog name, or an expression defined on the fly from --name/--param/--fixed."""
+    """A catalog or corpus name, or an expression defined on the fly from --name/--param/--fixed.
+
+    A corpus name with --param/--fixed/--name is its formula with those parameter values."""
     import actsym
 
     params = parse_params(args.param)
     text = args.activation
-    if text in actsym.names() and not params and not args.name:
+    if (text in actsym.names() or text in actsym.corpus_names()) and not params and not args.name and not args.fixed:
         return actsym.get(text)
+    if text in actsym.corpus_names():
+        base = actsym.get(text).spec
+        merged = {k: (params[k] if k in params else v.init) for k, v in base.params.items()}
+        merged.update({k: v for k, v in params.items() if k not in merged})  # unknown names: define refuses them
+        fixed = {k for k, v in base.params.items() if not v.learnable} | set(args.fixed)
+        return actsym.define(args.name or text, base.source, merged, fixed=tuple(sorted(fixed)),
+                             title=base.title, reference=base.reference)
+    if isinstance(text, str) and text.isidentifier() and text != "x":  # a name, and no expression: a typo?
+        try:
+            actsym.get(text)
+        except KeyError as e:
+            raise UsageError(e.args[0]) from None
     return actsym.define(args.name or "custom", text, params, fixed=tuple(args.fixed))
 
 
@@ -68,6 +82,16 @@ def cmd_list(args) -> int:
         params = entry.get("params") or {}
         ps = f"  [{', '.join(params)}]" if params else ""
         print(f"{name:<12} {entry['class_name']:<12} {entry['expr']}{ps}")
+    if getattr(args, "all", False):
+        from actsym import corpus
+
+        print(f"\nliterature corpus ({len(corpus.names())} entries, generated on first use):")
+        for name in corpus.names():
+            e = corpus.entry(name)
+            params = e.get("params") or {}
+            values = ", ".join(f"{k}={float(v['init']):g}" for k, v in params.items())
+            ps = f"  [{values}]" if params else ""
+            print(f"{name:<26} {e['expr']}{ps}")
     return 0
 
 
@@ -184,6 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("list", help="list the built-in activations")
+    p.add_argument("--all", action="store_true", help="also list the literature corpus")
     p.set_defaults(func=cmd_list)
 
     p = sub.add_parser("show", help="expression, derivatives, LaTeX, continuity and hazards")
