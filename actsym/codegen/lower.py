@@ -147,39 +147,65 @@ def parametric_safe_point(cond: sp.Basic, value: sp.Expr, x: sp.Symbol, init_sub
     """A safe point for a branch whose condition involves parameters: an expression in the parameters, one
     unit inside a boundary ``x = r(params)`` of a relational that is linear in x (``x > b`` -> ``b + 1``), that
     satisfies the condition and keeps the branch and its x-derivative finite at the initial parameter values
-    and at two perturbations of them. None when no such point is found."""
-    rels = [r for r in sp.preorder_traversal(cond) if isinstance(r, sp.core.relational.Relational)]
-    candidates = []
-    for r in rels:
+    and at two perturbations of them. None when no such point is found. Numeric checks run on lambdified
+    functions (``subs`` on large conditions costs seconds per candidate)."""
+    from actsym.functions import mpmath_namespace
+
+    roots = []
+    for r in dict.fromkeys(r for r in sp.preorder_traversal(cond) if isinstance(r, sp.core.relational.Relational)):
         u = sp.expand(r.lhs - r.rhs)
         if not (u.has(x) and u.is_polynomial(x) and sp.degree(u, x) == 1):
             continue
         slope, rest = u.coeff(x, 1), u.coeff(x, 0)
         if slope.has(x) or slope == 0:
             continue
-        root = -rest / slope
-        candidates += [root + d for d in (1, -1, sp.Rational(1, 2), -sp.Rational(1, 2), 2, -2)]
-    dvalue = sp.diff(value, x)
-    trials = [init_subs] + [{k: v + d for k, v in init_subs.items()} for d in (0.25, -0.2)]
-    for c in candidates:
-        ok = True
-        for subs in trials:
-            try:
-                p0 = complex(c.subs(subs).evalf(20))
-                if p0.imag or not cond.subs(subs).subs(x, p0.real):
-                    ok = False
-                    break
-                for e in (value, dvalue):
-                    v = complex(e.subs(subs).subs(x, p0.real).evalf(20))
-                    if not (abs(v) < 1e30 and v.imag == 0):
+        root = sp.simplify(-rest / slope) if sp.count_ops(rest) < 20 else -rest / slope
+        if root not in roots:
+            roots.append(root)
+        if len(roots) >= 4:
+            break
+    if not roots:
+        return None
+    params = sorted(init_subs, key=lambda s: s.name)
+    syms = [x, *params]
+    modules = [mpmath_namespace(), "mpmath"]
+    try:
+        cond_fn = sp.lambdify(syms, cond, modules=modules)
+        val_fn = sp.lambdify(syms, value, modules=modules)
+        dval_fn = sp.lambdify(syms, sp.diff(value, x), modules=modules)
+    except Exception:  # noqa: BLE001 - an unprintable condition: no parametric point
+        return None
+    trials = [[init_subs[p] + d for p in params] for d in (0.0, 0.25, -0.2)]
+
+    def finite(fn, args) -> bool:
+        try:
+            v = complex(fn(*args))
+        except (TypeError, ValueError, ZeroDivisionError, OverflowError):
+            return False
+        return abs(v) < 1e30 and v.imag == 0
+
+    for root in roots:
+        try:
+            root_fn = sp.lambdify(params, root, modules=modules)
+        except Exception:  # noqa: BLE001
+            continue
+        for d in (1, -1, sp.Rational(1, 2), -sp.Rational(1, 2), 2, -2):
+            ok = True
+            for pv in trials:
+                try:
+                    p0 = complex(root_fn(*pv)) + float(d)
+                    if p0.imag or not bool(cond_fn(p0.real, *pv)):
                         ok = False
                         break
-            except (TypeError, ValueError, ZeroDivisionError, AttributeError):
-                ok = False
-            if not ok:
-                break
-        if ok:
-            return c
+                except (TypeError, ValueError, ZeroDivisionError, OverflowError):
+                    ok = False
+                    break
+                args = [p0.real, *pv]
+                if not (finite(val_fn, args) and finite(dval_fn, args)):
+                    ok = False
+                    break
+            if ok:
+                return root + d
     return None
 
 
