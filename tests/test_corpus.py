@@ -143,3 +143,32 @@ def test_transcription_matches_native_op(name):
     for x, e, g in zip(smooth, exact_d, grad.tolist()):
         # rel 1e-7: some native backward kernels use float32 constants (hardsigmoid: 1/6)
         assert g == pytest.approx(e, rel=1e-7, abs=1e-12), f"{name}: f'({x}) = {e} (mpmath), native {g}"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# command line
+# ---------------------------------------------------------------------------------------------------------
+
+
+def test_cli_list_all_and_show_corpus_name(capsys):
+    from actsym.cli import main
+
+    assert main(["list"]) == 0
+    plain = capsys.readouterr().out
+    assert "serf" not in plain.split()
+    assert main(["list", "--all"]) == 0
+    listed = capsys.readouterr().out
+    for name in ("serf", "selu", "snake", "relu"):
+        assert name in listed.split()
+    assert main(["show", "serf"]) == 0
+    assert "x*erf(softplus(x))" in capsys.readouterr().out
+    assert main(["show", "selu", "--param", "alpha=2"]) == 0  # a corpus formula with another parameter value
+    out = capsys.readouterr().out
+    assert "param alpha = 2.0 (fixed)" in out and "param scale = 1.0507009873554805 (fixed)" in out
+
+
+def test_cli_unknown_name_suggests(capsys):
+    from actsym.cli import main
+
+    assert main(["show", "serff"]) == 2
+    assert "did you mean 'serf'" in capsys.readouterr().err
