@@ -299,6 +299,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("actsym: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `actsym show elu | head -1`: the reader left; not an error of ours
+        import os
+
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

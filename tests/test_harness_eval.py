@@ -174,3 +174,21 @@ def test_unknown_name_is_refused_with_a_suggestion_not_a_fallback():
 
     with pytest.raises(KeyError, match="did you mean 'mish'"):
         resolve("Mish")
+
+
+@pytest.mark.parametrize("extra", [
+    ["--device", "cuda"] if not torch.cuda.is_available() else ["--seeds", "-1"],
+    ["--set", "lr=abc"], ["--dataset", "mnist-sub"], ["--seed-list", "1,a"], ["--epochs", "0"],
+    ["--train-limit", "0"], ["--seeds", "0"], ["--baselines", "relu,nosuch"], ["--threads", "-1"],
+    ["--set", "batch_size=0"], ["--set", "optimizer=foo"], ["--set", "lr=nan"], ["--set", "nosuch=1"],
+])
+def test_eval_inputs_are_validated_up_front(tmp_path, capsys, extra):
+    """One line on stderr, exit 2, nothing created -- before any data is loaded (issue 11)."""
+    from actsym.cli import main
+
+    db, out = tmp_path / "r.sqlite", tmp_path / "rep"
+    rc = main(["eval", "exp2", "--recipe", "mnist-mlp", "--dataset", "mnist-subset", "--db", str(db),
+               "--out", str(out), "--quiet", *extra])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and err.startswith("actsym: error:"), err
+    assert not db.exists() and not out.exists()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import math
 import platform
 import sys
 import warnings
@@ -187,14 +188,74 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
                         help="computed: weights N(0, gain²/fan_in) with the activation's variance-preserving gain")
 
 
-def cmd_eval(args: argparse.Namespace) -> int:
+def _bad(message: str) -> argparse.ArgumentTypeError:
+    return argparse.ArgumentTypeError(message)
+
+
+def validate_eval_args(args: argparse.Namespace, params: dict[str, float]) -> tuple[int | list[int], list[str] | None]:
+    """Every ``actsym eval`` input checked before anything is loaded, trained or created: a one-line error
+    (exit 2) names the bad value. Returns (seeds, baselines)."""
     seeds: int | list[int] = args.seeds
     if args.seed_list:
-        seeds = [int(s) for s in args.seed_list.split(",") if s.strip()]
+        try:
+            seeds = [int(s) for s in args.seed_list.split(",") if s.strip()]
+        except ValueError:
+            raise _bad(f"--seed-list expects comma-separated integers, got {args.seed_list!r}") from None
+        if not seeds or any(s < 0 for s in seeds):
+            raise _bad(f"--seed-list expects non-negative integers, got {args.seed_list!r}")
+    elif args.seeds < 1:
+        raise _bad(f"--seeds must be at least 1, got {args.seeds}")
+    for flag, value in (("--epochs", args.epochs), ("--train-limit", args.train_limit),
+                        ("--test-limit", args.test_limit), ("--threads", args.threads)):
+        if value is not None and value < 1:
+            raise _bad(f"{flag} must be at least 1, got {value}")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise _bad("--device cuda: no CUDA device is available to this PyTorch build (use --device cpu or auto)")
+    from .data import DATASET_NAMES
+
+    if args.dataset is not None and args.dataset not in DATASET_NAMES:
+        raise _bad(f"unknown --dataset {args.dataset!r}; choose one of {', '.join(DATASET_NAMES)}")
+    db = Path(args.db)
+    if db.exists() and not db.is_file():
+        raise _bad(f"--db {db} is not a file")
+    rec = recipe_registry.get(args.recipe)
+    try:
+        settings = recipe_registry.resolve_settings(rec, args.variant, _sets(args.overrides), args.epochs)
+    except (ValueError, TypeError) as err:
+        raise _bad(f"--set: {str(err).splitlines()[0]}") from None
+    check_settings(settings)
+    limit = args.train_limit
+    if limit is not None and settings.get("drop_last") and limit < int(settings["batch_size"]):
+        raise _bad(f"--train-limit {limit} is smaller than one batch ({settings['batch_size']}): no training step")
     baselines = [b.strip() for b in args.baselines.split(",") if b.strip()] if args.baselines else None
+    resolve(args.activation, params)  # unknown names and bad expressions fail here, before the data loads
+    for name in baselines or []:
+        resolve(name)
+    return seeds, baselines
+
+
+def check_settings(settings: dict[str, Any]) -> None:
+    """Numeric settings in range (one-line errors)."""
+    bs = settings.get("batch_size")
+    if not isinstance(bs, int) or bs < 1:
+        raise _bad(f"--set batch_size must be a positive integer, got {bs!r}")
+    lr = settings.get("lr")
+    if not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
+        raise _bad(f"--set lr must be a positive finite number, got {lr!r}")
+    if settings.get("optimizer") not in ("sgd", "adam"):
+        raise _bad(f"--set optimizer must be sgd or adam, got {settings.get('optimizer')!r}")
+    for key in ("momentum", "weight_decay"):
+        v = settings.get(key, 0.0)
+        if not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+            raise _bad(f"--set {key} must be a non-negative finite number, got {v!r}")
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
     from actsym.cli import parse_params
 
-    paths = run_eval(args.activation, parse_params(args.param), recipe=args.recipe, seeds=seeds, epochs=args.epochs,
+    params = parse_params(args.param)
+    seeds, baselines = validate_eval_args(args, params)
+    paths = run_eval(args.activation, params, recipe=args.recipe, seeds=seeds, epochs=args.epochs,
                      baselines=baselines, data_dir=args.data_dir, device=args.device, db=args.db, out=args.out,
                      quiet=args.quiet, deterministic=args.deterministic, dataset=args.dataset,
                      train_limit=args.train_limit, test_limit=args.test_limit, variant=args.variant,
