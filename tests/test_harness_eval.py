@@ -192,3 +192,30 @@ def test_eval_inputs_are_validated_up_front(tmp_path, capsys, extra):
     err = capsys.readouterr().err.strip()
     assert rc == 2 and len(err.splitlines()) == 1 and err.startswith("actsym: error:"), err
     assert not db.exists() and not out.exists()
+
+
+class _Boom(nn.Module):
+    def forward(self, x):
+        raise RuntimeError("kaboom in forward")
+
+
+def test_crashing_runs_fail_with_reason_and_a_report_is_still_written(tmp_path, monkeypatch):
+    """An activation raising mid-training is a failed run (not 'running' forever, not a traceback); with
+    every run failed the report is still written and says why; it names the command, version and commit."""
+    real = evaluate.resolve
+
+    def fake_resolve(spec, params=None):
+        if spec in ("nan", "boom"):
+            mod = _NaN if spec == "nan" else _Boom
+            return ActivationHandle(spec, "x", f"{spec}hash", {}, (), lambda c: mod(), None, "test")
+        return real(spec, params)
+
+    monkeypatch.setattr(evaluate, "resolve", fake_resolve)
+    paths = run_eval("nan", recipe="mnist-mlp", seeds=[0], epochs=2, baselines=["boom"],
+                     dataset_obj=fake_dataset(MNIST), db=tmp_path / "r.sqlite", out=tmp_path / "rep", quiet=True)
+    with Store(paths["db"]) as store:
+        status = {r["activation"]: (r["status"], r["error"]) for r in store.runs()}
+    assert status["boom"] == ("failed", "crashed: RuntimeError: kaboom in forward")
+    md = paths["markdown"].read_text()
+    assert "No run finished" in md and "kaboom" in md
+    assert "Written by" in md and "actsym 0.1.0" in md and "commit" in md

@@ -134,7 +134,12 @@ def run_eval(activation: Any, params: dict[str, float] | None = None, recipe: st
                 result = train_run(rec, h, data, settings, seed, dev, checkpoint=ckpt, quiet=quiet,
                                    on_epoch=lambda r, rid=row["id"]: store.add_epoch(rid, r),
                                    desc=f"{h.name} seed {seed}")
-            except BaseException as err:  # leave it resumable, remember why it stopped
+            except Exception as err:  # the run itself broke (e.g. the activation raised): a failed run, go on
+                first = str(err).strip().splitlines()[0][:300] if str(err).strip() else ""
+                store.set_status(row["id"], "failed", error=f"crashed: {type(err).__name__}: {first}")
+                ckpt.unlink(missing_ok=True)
+                continue
+            except BaseException as err:  # interrupted (Ctrl-C, kill): leave it resumable, remember why
                 store.set_status(row["id"], "running", error=f"interrupted: {err!r}")
                 raise
             store.set_status(row["id"], result.status, result.error)

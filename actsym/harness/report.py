@@ -282,6 +282,29 @@ def render_html(blocks: list[Block], title: str) -> str:
 # entry
 
 
+def provenance() -> str:
+    """The command line that wrote the report, the package version and the git commit of the code."""
+    import shlex
+    import subprocess
+    import sys
+
+    from actsym import __version__
+
+    here = Path(__file__).resolve().parent
+    commit = "not a git checkout"
+    try:
+        out = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True,
+                             timeout=5)
+        if out.returncode == 0:
+            dirty = subprocess.run(["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
+                                   capture_output=True, text=True, timeout=5).stdout.strip()
+            commit = out.stdout.strip()[:12] + (" (with uncommitted changes)" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        pass
+    cmd = " ".join(shlex.quote(a) for a in [Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv else "?"
+    return f"Written by `{cmd}` with actsym {__version__}, commit {commit}."
+
+
 def identity_labels(runs: Sequence[dict]) -> dict[int, str]:
     """Run id -> the label its results are pooled under. Runs are pooled only when they share the
     activation's *identity* (``act_hash``: normalised expression, parameter values, which are learnable, code
@@ -341,6 +364,10 @@ def write_report(store: Store, study: str, out: str | Path, candidate: str | Non
     fig_dir = folder / "figures"
     fig_dir.mkdir(parents=True, exist_ok=True)
     blocks = _setup_blocks(runs, recipe_mod, notes)
+    if not any(r["status"] == "finished" for r in runs):
+        reasons = sorted({(r["error"] or r["status"]).split(":")[0] for r in runs})
+        blocks.append(("p", f"**No run finished** ({len(runs)} run(s): {', '.join(reasons)}); the tables below have no "
+                            "results -- see *Failed runs* for each reason."))
     blocks += _summary_blocks(names, by_act, metrics, reference)
     blocks += _paired_blocks(candidate, names, by_act, metrics)
     blocks += _reach_blocks(names, by_act, metrics, thresholds)
@@ -359,6 +386,7 @@ def write_report(store: Store, study: str, out: str | Path, candidate: str | Non
         blocks.append(("p", "*matplotlib is not installed: the report has no plots "
                             "(`pip install actsym[plot]`).*"))
     blocks.append(("p", f"Study `{study}`; results database `{store.path}`."))
+    blocks.append(("p", provenance()))
     md_path, html_path = folder / "report.md", folder / "report.html"
     md_path.write_text(render_markdown(blocks, folder), encoding="utf-8")
     html_path.write_text(render_html(blocks, f"actsym {runs[0]['recipe']} report"), encoding="utf-8")

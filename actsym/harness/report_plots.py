@@ -5,6 +5,7 @@ Matplotlib (Agg) is optional: :func:`_matplotlib` returns ``None`` without it an
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 
@@ -24,6 +25,7 @@ def _matplotlib():
 
 def _curve_plot(plt, path: Path, names, by_act, all_epochs) -> None:
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    positive_loss = False
     for name in names:
         runs = [r for r in by_act[name] if all_epochs.get(r["id"])]
         if not runs:
@@ -33,19 +35,22 @@ def _curve_plot(plt, path: Path, names, by_act, all_epochs) -> None:
             xs, mean, lo, hi = [], [], [], []
             for i in range(max_ep):
                 vals = [all_epochs[r["id"]][i][key] for r in runs
-                        if i < len(all_epochs[r["id"]]) and all_epochs[r["id"]][i][key] is not None]
+                        if i < len(all_epochs[r["id"]]) and all_epochs[r["id"]][i][key] is not None
+                        and math.isfinite(all_epochs[r["id"]][i][key])]  # a diverged epoch is not a point
                 if vals:
                     xs.append(i + 1)
                     mean.append(sum(vals) / len(vals))
                     lo.append(min(vals))
                     hi.append(max(vals))
+            positive_loss |= key == "train_loss" and any(m > 0 for m in mean)
             (line,) = ax.plot(xs, mean, label=f"{name} (n={len(runs)})")
             ax.fill_between(xs, lo, hi, color=line.get_color(), alpha=0.15)
     for ax, title in zip(axes, ("test accuracy", "train loss", "test loss"), strict=True):
         ax.set_title(title + " (mean; band = min..max over seeds)")
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
-    axes[1].set_yscale("log")
+    if positive_loss:  # log scale needs a positive value (every run may have diverged)
+        axes[1].set_yscale("log")
     axes[0].legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
@@ -100,8 +105,12 @@ def _function_plot(plt, path: Path, names, by_act, handles) -> list[str]:
                     missing.append(name)
                     continue
         xg = x.clone().requires_grad_(True)
-        y = h.make(None)(xg)
-        (dy,) = torch.autograd.grad(y.sum(), xg)
+        try:
+            y = h.make(None)(xg)
+            (dy,) = torch.autograd.grad(y.sum(), xg)
+        except Exception:  # noqa: BLE001 - an activation that cannot be evaluated is listed, not plotted
+            missing.append(name)
+            continue
         ax_f.plot(x.flatten(), y.detach().flatten(), label=name)
         ax_d.plot(x.flatten(), dy.flatten(), label=name)
     for ax, title in ((ax_f, "f(x)"), (ax_d, "f'(x) (autograd)")):
