@@ -26,9 +26,10 @@ class Activation:
     """
 
     def __init__(self, spec: ActivationSpec, prefer_generated: bool = False, budget: float | None = None,
-                 spent: float = 0.0):
+                 spent: float = 0.0, verify: bool = True):
         self.spec = spec
         self._prefer_generated = prefer_generated
+        self._verify = verify  # self-check generated code against the oracle (actsym.verify) when it is built
         self._budget = budget
         self._spent = spent
         self._source: str | None = None
@@ -158,6 +159,10 @@ class Activation:
             except ImportError:
                 pass
         mod = load_source(self.source(), f"actsym_generated_{self.name}")
+        if self._verify:
+            from actsym.verify import self_check
+
+            self_check(self.spec, mod)  # VerificationFailed (an ExpressionError): one line naming path and point
         _make_picklable(getattr(mod, self.class_name), self.spec)
         return mod
 

@@ -11,7 +11,8 @@ from actsym.catalog import CATALOG
 from actsym.spec import make_spec
 
 
-def define(name: str, expr, params=None, *, budget: float | None = None, **options) -> Activation:
+def define(name: str, expr, params=None, *, budget: float | None = None, verify: bool = True,
+           **options) -> Activation:
     """Declare an activation.
 
     ``expr``: a SymPy expression or a string in ``x`` (parsed safely, see :mod:`actsym.parse`).
@@ -20,11 +21,14 @@ def define(name: str, expr, params=None, *, budget: float | None = None, **optio
     ``budget``: seconds for all symbolic work on this activation together (validation, derivation,
     rendering; default ``ACTSYM_BUDGET`` or 30 s; 0 = no limit). Past it a stage is stopped and
     :class:`actsym.budget.BudgetExceeded` (an ``ExpressionError``) names it.
+    ``verify``: self-check the generated code against an independent mpmath oracle on every eager path when
+    it is built (:func:`actsym.verify.self_check`, well under a second); a mismatch is refused with
+    :class:`actsym.verify.VerificationFailed` (an ``ExpressionError``). ``verify=False`` skips it.
     """
     total = budget_seconds(budget)
     start = time.monotonic()
     spec = make_spec(name, expr, params, budget=total, **options)
-    return Activation(spec, budget=total, spent=time.monotonic() - start)
+    return Activation(spec, budget=total, spent=time.monotonic() - start, verify=verify)
 
 
 def names() -> list[str]:

@@ -51,6 +51,7 @@ def resolve_activation(args):
 
     params = parse_params(args.param)
     text = args.activation
+    verify = not getattr(args, "no_verify", False)  # self-check generated code (actsym.verify) when it is built
     if (text in actsym.names() or text in actsym.corpus_names()) and not params and not args.name and not args.fixed:
         return actsym.get(text)
     if text in actsym.corpus_names():
@@ -59,13 +60,13 @@ def resolve_activation(args):
         merged.update({k: v for k, v in params.items() if k not in merged})  # unknown names: define refuses them
         fixed = {k for k, v in base.params.items() if not v.learnable} | set(args.fixed)
         return actsym.define(args.name or text, base.source, merged, fixed=tuple(sorted(fixed)),
-                             title=base.title, reference=base.reference)
+                             title=base.title, reference=base.reference, verify=verify)
     if isinstance(text, str) and text.isidentifier() and text != "x":  # a name, and no expression: a typo?
         try:
             actsym.get(text)
         except KeyError as e:
             raise UsageError(e.args[0]) from None
-    return actsym.define(args.name or "custom", text, params, fixed=tuple(args.fixed))
+    return actsym.define(args.name or "custom", text, params, fixed=tuple(args.fixed), verify=verify)
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -156,6 +157,8 @@ def cmd_codegen(args) -> int:
         act = resolve_activation(args)
         if act.name in actsym.names() and act.expr != actsym.get(act.name).expr:
             raise UsageError(f"{act.name!r} is a built-in activation; choose another --name")
+        if not args.no_verify:
+            act.code  # noqa: B018 - builds the code, which self-checks it: VerificationFailed before anything is written
         acts = [act]
     # everything rendered before anything is written; the Triton sibling package only for the catalog (user
     # activations get their kernels generated on first use by backend="triton")
@@ -189,6 +192,7 @@ def cmd_check(args) -> int:
     unknown = [o for o in args.only or [] if o not in PROPERTIES]
     if unknown:
         raise UsageError(f"unknown property {unknown[0]!r}; choose from {', '.join(PROPERTIES)}")
+    args.no_verify = True  # the property suite reports wrong code itself (the self-check would stop at the first)
     act = resolve_activation(args)
     report = run_suite(act, Settings(examples=args.examples, derandomize=not args.random), args.only)
     print(report.format(), end="")
@@ -224,6 +228,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--check", action="store_true", help="fail (exit 1) if generated files are stale; write nothing")
     p.add_argument("--out", default="generated", help="output directory (default: generated)")
     p.add_argument("--eval", metavar="RECIPE", help="then evaluate the activation with this recipe (actsym eval)")
+    p.add_argument("--no-verify", action="store_true",
+                   help="skip the self-check of the generated code against the mpmath oracle (actsym.verify)")
     p.add_argument("--seeds", type=int, default=1, help="with --eval: paired seeds")
     p.add_argument("--epochs", type=int, default=None, help="with --eval: override the recipe's epochs")
     p.add_argument("--dataset", default=None, help="with --eval: dataset override, e.g. mnist-subset")
@@ -280,8 +286,9 @@ def _user_errors() -> tuple[type[BaseException], ...]:
                                                UnsafeWrite)
     try:
         from actsym.harness.download import DataError
+        from actsym.harness.store import StoreError
 
-        errors += (DataError,)
+        errors += (DataError, StoreError)
     except ImportError:
         pass
     return errors
