@@ -40,3 +40,53 @@ def test_foreign_file_is_not_a_checkpoint(tmp_path):
     ckpt = tmp_path / "run.pt"
     torch.save([1, 2, 3], ckpt)
     assert load_checkpoint(ckpt) is None
+
+
+def _interrupt_at_epoch(monkeypatch, epoch):
+    from actsym.harness.store import Store
+
+    real = Store.add_epoch
+
+    def add_epoch(self, run_id, rec):
+        if rec.epoch == epoch:
+            raise KeyboardInterrupt
+        return real(self, run_id, rec)
+
+    monkeypatch.setattr(Store, "add_epoch", add_epoch)
+
+
+def test_a_fresh_database_never_resumes_another_databases_checkpoint(tmp_path, monkeypatch):
+    import pytest
+    from test_harness_eval import MNIST, fake_dataset
+
+    from actsym.harness.evaluate import run_eval
+    from actsym.harness.store import Store
+
+    kw = dict(recipe="mnist-mlp", seeds=[0], epochs=2, baselines=[], dataset_obj=fake_dataset(MNIST),
+              out=tmp_path / "rep", quiet=True)
+    with monkeypatch.context() as m:
+        _interrupt_at_epoch(m, 2)
+        with pytest.raises(KeyboardInterrupt):
+            run_eval("relu", db=tmp_path / "a.sqlite", **kw)
+    left = list((tmp_path / "checkpoints").glob("*.pt"))
+    assert len(left) == 1  # run a stopped after epoch 1
+    run_eval("relu", db=tmp_path / "b.sqlite", **kw)  # same folder, new database: starts from epoch 1
+    with Store(tmp_path / "b.sqlite") as store:
+        (run,) = store.runs()
+        assert run["status"] == "finished" and [e["epoch"] for e in store.epochs(run["id"])] == [1, 2]
+    assert left[0].exists()  # a's checkpoint is a's
+    (tmp_path / "a.sqlite").unlink()  # deleting the database but keeping checkpoints: never resumed either
+    run_eval("relu", db=tmp_path / "a.sqlite", **kw)
+    with Store(tmp_path / "a.sqlite") as store:
+        (run,) = store.runs()
+        assert [e["epoch"] for e in store.epochs(run["id"])] == [1, 2]
+
+
+def test_damaged_database_is_one_line(tmp_path, capsys):
+    from actsym.cli import main
+
+    db = tmp_path / "r.sqlite"
+    db.write_bytes(b"this is not sqlite" * 100)
+    assert main(["report", "--db", str(db)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "damaged or not an actsym database" in err and len(err.splitlines()) == 1

@@ -29,8 +29,9 @@ def _no_report(monkeypatch):
     monkeypatch.setattr(evaluate, "write_report", lambda *a, **k: {"markdown": None, "html": None})
 
 
-class Killed(Exception):
-    """Stands in for a killed process."""
+class Killed(BaseException):
+    """Stands in for a killed process (like KeyboardInterrupt/SystemExit, not an Exception: an Exception inside
+    a run is the run failing, and is recorded as such)."""
 
 
 def _rows(db):

@@ -11,6 +11,7 @@ import hashlib
 import json
 import math
 import platform
+import sqlite3
 import sys
 import warnings
 from collections.abc import Sequence
@@ -127,13 +128,22 @@ def run_eval(activation: Any, params: dict[str, float] | None = None, recipe: st
                 seed=seed, settings=settings, dataset=info, versions=_versions(), device=dev_desc)
             if row["status"] in ("finished", "failed"):
                 continue
-            ckpt = ckpt_dir / f"{key}.pt"
-            store.delete_epochs_after(row["id"], last_checkpoint_epoch(ckpt))
+            # checkpoints belong to this database (its uid) and this run; one that is ahead of the epochs
+            # this database recorded (another database's, or a deleted one's) is discarded, never trusted
+            ckpt = ckpt_dir / f"{store.uid[:12]}-{key}.pt"
+            ck_epoch, recorded = last_checkpoint_epoch(ckpt), len(store.epochs(row["id"]))
+            if ck_epoch > recorded:
+                ckpt.unlink(missing_ok=True)
+                ck_epoch = 0
+            store.delete_epochs_after(row["id"], ck_epoch)
             store.set_status(row["id"], "running", device=dev_desc)
             try:
                 result = train_run(rec, h, data, settings, seed, dev, checkpoint=ckpt, quiet=quiet,
                                    on_epoch=lambda r, rid=row["id"]: store.add_epoch(rid, r),
                                    desc=f"{h.name} seed {seed}")
+            except (OSError, sqlite3.Error):  # the machine, not the run (disk full, database locked): resumable
+                store.set_status(row["id"], "running", error="interrupted by an I/O error")
+                raise
             except Exception as err:  # the run itself broke (e.g. the activation raised): a failed run, go on
                 first = str(err).strip().splitlines()[0][:300] if str(err).strip() else ""
                 store.set_status(row["id"], "failed", error=f"crashed: {type(err).__name__}: {first}")

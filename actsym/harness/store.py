@@ -16,6 +16,7 @@ import json
 import math
 import sqlite3
 import time
+import uuid
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,7 @@ CREATE TABLE IF NOT EXISTS runs (
     error TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_study ON runs (study);
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE IF NOT EXISTS epochs (
     run_id INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
     epoch INTEGER NOT NULL,
@@ -70,17 +72,32 @@ def _finite(x: float | None) -> float | None:
     return None if x is None or not math.isfinite(x) else float(x)
 
 
+class StoreError(ValueError):
+    """The results database cannot be used (one line for the CLI)."""
+
+
 class Store:
     """A thin wrapper around one SQLite file (created on first use)."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        if self.path.exists() and not self.path.is_file():
+            raise StoreError(f"results database {self.path} is not a file")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.conn = sqlite3.connect(self.path, timeout=30)
-        self.conn.row_factory = sqlite3.Row
-        self.conn.execute("PRAGMA foreign_keys = ON")
-        self.conn.executescript(SCHEMA)
-        self.conn.commit()
+        try:
+            self.conn = sqlite3.connect(self.path, timeout=30)
+            self.conn.row_factory = sqlite3.Row
+            self.conn.execute("PRAGMA busy_timeout = 30000")  # concurrent evals wait for each other's writes
+            self.conn.execute("PRAGMA journal_mode = WAL")  # readers never block the writer
+            self.conn.execute("PRAGMA foreign_keys = ON")
+            self.conn.executescript(SCHEMA)
+            self.conn.execute("INSERT OR IGNORE INTO meta VALUES ('uid', ?)", (uuid.uuid4().hex,))
+            self.conn.commit()
+            self.uid = self.conn.execute("SELECT value FROM meta WHERE name = 'uid'").fetchone()[0]
+        except sqlite3.DatabaseError as err:
+            raise StoreError(
+                f"results database {self.path} is damaged or not an actsym database ({err}); move it aside "
+                "(its finished runs are lost to this study) or choose another --db") from None
 
     def close(self) -> None:
         self.conn.close()
@@ -114,8 +131,8 @@ class Store:
         values.update(key=key, status="running", created=_now(), updated=_now())
         cols = ", ".join(values)
         marks = ", ".join("?" for _ in values)
-        with self.conn:
-            self.conn.execute(f"INSERT INTO runs ({cols}) VALUES ({marks})", tuple(values.values()))
+        with self.conn:  # OR IGNORE: another eval may have created the same run a moment ago
+            self.conn.execute(f"INSERT OR IGNORE INTO runs ({cols}) VALUES ({marks})", tuple(values.values()))
         return self.run_by_key(key)  # type: ignore[return-value]
 
     def set_status(self, run_id: int, status: str, error: str | None = None, device: str | None = None) -> None:
