@@ -46,7 +46,7 @@ def add_activation_arguments(p: argparse.ArgumentParser, positional_help: str) -
 def resolve_activation(args):
     """A catalog or corpus name, or an expression defined on the fly from --name/--param/--fixed.
 
-    A corpus name with --param/--fixed/--name is its formula with those parameter values."""
+    A catalog or corpus name with --param/--fixed/--name is its formula with those parameter values."""
     import actsym
 
     params = parse_params(args.param)
@@ -54,7 +54,7 @@ def resolve_activation(args):
     verify = not getattr(args, "no_verify", False)  # self-check generated code (actsym.verify) when it is built
     if (text in actsym.names() or text in actsym.corpus_names()) and not params and not args.name and not args.fixed:
         return actsym.get(text)
-    if text in actsym.corpus_names():
+    if text in actsym.names() or text in actsym.corpus_names():  # a named formula with other values/name
         base = actsym.get(text).spec
         merged = {k: (params[k] if k in params else v.init) for k, v in base.params.items()}
         merged.update({k: v for k, v in params.items() if k not in merged})  # unknown names: define refuses them
@@ -155,7 +155,7 @@ def cmd_codegen(args) -> int:
         if not args.activation:
             raise UsageError("give an expression (with --name) or --all")
         act = resolve_activation(args)
-        if act.name in actsym.names() and act.expr != actsym.get(act.name).expr:
+        if act.name in actsym.names() and act.source_hash != actsym.get(act.name).source_hash:
             raise UsageError(f"{act.name!r} is a built-in activation; choose another --name")
         if not args.no_verify:
             act.code  # noqa: B018 - builds the code, which self-checks it: VerificationFailed before anything is written

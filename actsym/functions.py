@@ -50,7 +50,7 @@ class StableFunction(sp.Function):
 
 
 class sigmoid(StableFunction):
-    r"""Logistic function :math:`\sigma(u) = 1/(1+e^{-u})`; :math:`\sigma' = \sigma(1-\sigma)`."""
+    r"""Logistic function :math:`\sigma(u) = 1/(1+e^{-u})`; :math:`\sigma' = \sigma(u)\sigma(-u)`."""
 
     torch_op = "torch.sigmoid"
 
@@ -59,8 +59,10 @@ class sigmoid(StableFunction):
         return 1 / (1 + mpmath.exp(-u))
 
     def fdiff(self, argindex=1):
-        s = sigmoid(self.args[0])
-        return s * (1 - s)
+        # sigma(u)*sigma(-u), not sigma*(1 - sigma): 1 - sigma(u) cancels for u >> 0 (float32 loses every bit
+        # of sigma' beyond u ~ 17 and 3 digits already at u = 10); sigma(-u) is accurate there
+        u = self.args[0]
+        return sigmoid(u) * sigmoid(-u)
 
     @classmethod
     def eval(cls, u):

@@ -3,8 +3,8 @@
 # activation   sigmoid (class Sigmoid) -- Logistic sigmoid
 # source       sigmoid(x)
 # f(x)         sigmoid(x)
-# df/dx        (1 - sigmoid(x))*sigmoid(x)
-# ops          forward 1, backward 4 (after CSE)
+# df/dx        sigmoid(-x)*sigmoid(x)
+# ops          forward 1, backward 5 (after CSE)
 # hash         1f8237c6ecb3184b
 # --------------------------------------------------------------------------------------------------------
 """Logistic sigmoid: generated PyTorch activation ``Sigmoid``."""
@@ -32,8 +32,7 @@ def sigmoid_value(x):
 
 def sigmoid_grad_x(grad, x):
     """grad * df/dx."""
-    t0 = torch.sigmoid(x)
-    return (1 - t0) * t0 * grad
+    return torch.sigmoid(x) * torch.sigmoid(-x) * grad
 
 
 # ---------------------------------------- in place: the same operations, run while autograd is not recording
@@ -47,8 +46,9 @@ def sigmoid_value_nograd(x):
 
 def sigmoid_grad_x_nograd(grad, x):
     """Same result as sigmoid_grad_x, computed in place on buffers it allocates; not differentiable."""
-    t0 = torch.sigmoid(x)
-    return (1 - t0).mul_(t0).mul_(grad)
+    out = torch.sigmoid(x)
+    b0 = (-x).sigmoid_()
+    return out.mul_(b0).mul_(grad)
 
 
 class SigmoidFunction(torch.autograd.Function):

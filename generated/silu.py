@@ -3,8 +3,8 @@
 # activation   silu (class SiLU) -- Sigmoid-weighted linear unit
 # source       x*sigmoid(x)
 # f(x)         x*sigmoid(x)
-# df/dx        (-x*(sigmoid(x) - 1) + 1)*sigmoid(x)
-# ops          forward 2, backward 6 (after CSE)
+# df/dx        (x*sigmoid(-x) + 1)*sigmoid(x)
+# ops          forward 2, backward 7 (after CSE)
 # hash         6ce2b860e6ed8646
 # --------------------------------------------------------------------------------------------------------
 """Sigmoid-weighted linear unit: generated PyTorch activation ``SiLU``."""
@@ -32,8 +32,7 @@ def silu_value(x):
 
 def silu_grad_x(grad, x):
     """grad * df/dx."""
-    t0 = torch.sigmoid(x)
-    return ((1 - t0) * x + 1) * t0 * grad
+    return (torch.sigmoid(-x) * x + 1) * torch.sigmoid(x) * grad
 
 
 # ---------------------------------------- in place: the same operations, run while autograd is not recording
@@ -47,8 +46,9 @@ def silu_value_nograd(x):
 
 def silu_grad_x_nograd(grad, x):
     """Same result as silu_grad_x, computed in place on buffers it allocates; not differentiable."""
-    t0 = torch.sigmoid(x)
-    return (1 - t0).mul_(x).add_(1).mul_(t0).mul_(grad)
+    out = (-x).sigmoid_().mul_(x).add_(1)
+    b0 = torch.sigmoid(x)
+    return out.mul_(b0).mul_(grad)
 
 
 class SiLUFunction(torch.autograd.Function):

@@ -5,8 +5,8 @@
 #
 # The math (the kernels below compute exactly these, under these names):
 # y = f(x)     x*sigmoid(x)
-# gx           grad * df/dx = grad * (-x*(sigmoid(x) - 1) + 1)*sigmoid(x)
-# ops          forward 2, backward 6 (after CSE)
+# gx           grad * df/dx = grad * (x*sigmoid(-x) + 1)*sigmoid(x)
+# ops          forward 2, backward 7 (after CSE)
 # hash         e589f6144b5ff0f8
 # --------------------------------------------------------------------------------------------------------
 """Sigmoid-weighted linear unit: fused Triton kernels (forward; backward = grad_x and parameter grads in one pass)."""
@@ -95,9 +95,8 @@ def silu_bwd_kernel(grad_ptr, x_ptr, gx_ptr, M, K, C, INNER, NK, NEED_X: tl.cons
         _offs, _valid, _ch = _tile(_pid, _it, NK, M, K, C, INNER, AXIS, ITERS, BM, BK, INDEX64)
         x = tl.load(x_ptr + _offs, mask=_valid, other=0.0).to(COMPUTE)
         grad = tl.load(grad_ptr + _offs, mask=_valid, other=0.0).to(COMPUTE)
-        t0 = tl.sigmoid(x)
         if NEED_X:
-            gx = grad*t0*(x*(1 - t0) + 1)
+            gx = grad*(x*tl.sigmoid(-x) + 1)*tl.sigmoid(x)
             tl.store(gx_ptr + _offs, gx.to(gx_ptr.dtype.element_ty), mask=_valid)
 
 

@@ -6,10 +6,9 @@
 #
 # The math (the kernels below compute exactly these, under these names):
 # y = f(x)     x*sigmoid(beta*x)
-# gx           grad * df/dx = grad * (-beta*x*(sigmoid(beta*x) - 1) + 1)*sigmoid(beta*x)
-# g_beta       sum over x (per channel) of grad * df/dbeta = grad * x**2*(1 -
-#              sigmoid(beta*x))*sigmoid(beta*x)
-# ops          forward 3, backward 10 (after CSE)
+# gx           grad * df/dx = grad * (beta*x*sigmoid(-beta*x) + 1)*sigmoid(beta*x)
+# g_beta       sum over x (per channel) of grad * df/dbeta = grad * x**2*sigmoid(-beta*x)*sigmoid(beta*x)
+# ops          forward 3, backward 11 (after CSE)
 # hash         fd4e5404a3c618a2
 # --------------------------------------------------------------------------------------------------------
 """Swish x*sigmoid(beta*x): fused Triton kernels (forward; backward = grad_x and parameter grads in one pass)."""
@@ -102,14 +101,13 @@ def swish_bwd_kernel(grad_ptr, x_ptr, p_beta_ptr, gx_ptr, g_p_beta_ptr, M, K, C,
         grad = tl.load(grad_ptr + _offs, mask=_valid, other=0.0).to(COMPUTE)
         p_beta = _param(p_beta_ptr, _ch, PC_p_beta, COMPUTE)
         t0 = p_beta*x
-        t1 = tl.sigmoid(t0)
-        t2 = 1 - t1
-        t3 = grad*t1
+        t1 = tl.sigmoid(-t0)
+        t2 = grad*tl.sigmoid(t0)
         if NEED_X:
-            gx = t3*(t0*t2 + 1)
+            gx = t2*(t0*t1 + 1)
             tl.store(gx_ptr + _offs, gx.to(gx_ptr.dtype.element_ty), mask=_valid)
         if NEED_p_beta:
-            acc_p_beta += tl.where(_valid, t2*t3*(x*x), 0.0)
+            acc_p_beta += tl.where(_valid, t1*t2*(x*x), 0.0)
     if NEED_p_beta:
         _store_partial(g_p_beta_ptr, acc_p_beta, _pid, NK, M, K, AXIS, BM, BK, INDEX64)
 

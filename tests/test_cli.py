@@ -160,3 +160,14 @@ def test_codegen_out_must_be_a_writable_directory(tmp_path, capsys, target):
         out.write_text("hello\n")
     assert main(["codegen", "x", "--name", "ident", "--out", str(out)]) == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+def test_catalog_names_take_params_and_new_names(tmp_path, capsys):
+    assert main(["show", "swish", "--param", "beta=2"]) == 0
+    assert "beta  = 2.0" in capsys.readouterr().out
+    out = tmp_path / "gen"
+    assert main(["codegen", "mish", "--name", "mish2", "--out", str(out)]) == 0
+    assert "class Mish2(" in (out / "mish2.py").read_text()
+    # the catalog's own name with other values would silently differ from generated/swish.py
+    assert main(["codegen", "swish", "--param", "beta=2", "--out", str(out)]) == 2
+    assert "choose another --name" in capsys.readouterr().err
