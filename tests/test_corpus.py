@@ -82,6 +82,8 @@ NATIVE = {
     "relu6": F.relu6,
     "leaky_relu": lambda x: F.leaky_relu(x, 0.01),
     "lrelu_dcgan": lambda x: F.leaky_relu(x, 0.2),
+    "lrelu_yolo": lambda x: F.leaky_relu(x, 0.1),
+    "clipped_relu": lambda x: F.hardtanh(x, 0.0, 20.0),
     "rrelu_eval": lambda x: F.rrelu(x, training=False),
     "softsign": F.softsign,
     "tanhshrink": F.tanhshrink,
