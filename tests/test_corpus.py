@@ -201,6 +201,7 @@ def _build_and_check(name: str) -> None:
     self_check(act.spec, act.code)  # derivation, code generation, then oracle vs every eager path
 
 
+@pytest.mark.slow  # ~0.3-10 s an entry (derivation and code generation dominate); about 2 min for the corpus
 @pytest.mark.parametrize("name", NAMES)
 def test_entry_passes_self_check(name):
     from actsym.parse import ExpressionError
