@@ -76,9 +76,15 @@ def derive(spec: ActivationSpec, simplify: bool = True, verify: bool = True) -> 
         with stage(f"derivation of {_label(key)}"):
             grads[key] = differentiate(f, sym, simplify)
     patched, removable = {}, {}
+    taylor_f: dict = {}  # removable point of f -> its Taylor polynomial (one term more than the patch)
+    symbols = {"x": x, **{p.name: p for p in spec.param_symbols}}
     for key, e in [("f", f), *grads.items()]:
         with stage(f"removable-singularity search in {_label(key)}"):
-            patched[key], pts = patch_removable(e, x)
+            if key == "f":
+                patched[key], pts = patch_removable(e, x, record=taylor_f)
+            else:  # f's polynomial differentiated: the derivative's own series can take a minute
+                known = {r: sp.diff(t, symbols[key]) for r, t in taylor_f.items()}
+                patched[key], pts = patch_removable(e, x, known=known)
         if pts:
             removable[key] = pts
     with stage("hazard search"):

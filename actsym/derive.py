@@ -25,6 +25,8 @@ from actsym.rewrite import canonicalize, stabilize
 SIMPLIFY_SECONDS = 5
 #: Seconds for one limit/series (removable singularities) or one condition simplification (hazards).
 LIMIT_SECONDS = 3
+#: Seconds for the Taylor series at a removable singularity (sigmoid(x)**3*expm1(x)**2/log1p(x**2): ~6 s).
+SERIES_SECONDS = 20
 TAYLOR_RADIUS = sp.Rational(1, 20)
 TAYLOR_ORDER = 10
 
@@ -257,9 +259,9 @@ def _contains(region: sp.Set, r: sp.Expr) -> bool:
         return False
 
 
-def _taylor_if_removable(value: sp.Expr, x: sp.Symbol, r: sp.Expr) -> sp.Expr | None:
-    """The Taylor polynomial of ``value`` at ``r`` if both one-sided limits there exist and agree; None if
-    they don't, or SymPy cannot tell within ``LIMIT_SECONDS`` (then the point is left unpatched)."""
+def _taylor_if_removable(value: sp.Expr, x: sp.Symbol, r: sp.Expr, order: int = TAYLOR_ORDER) -> sp.Expr | None:
+    """The Taylor polynomial (``order`` terms) of ``value`` at ``r`` if both one-sided limits there exist and
+    agree; None if they don't, or SymPy cannot tell within ``LIMIT_SECONDS`` (the point stays unpatched)."""
     plain = _plain(value)
     try:
         with time_budget(LIMIT_SECONDS):
@@ -267,10 +269,19 @@ def _taylor_if_removable(value: sp.Expr, x: sp.Symbol, r: sp.Expr) -> sp.Expr | 
             right = sp.limit(plain, x, r, "+")
             if not (left.is_finite and sp.simplify(left - right) == 0):
                 return None
-            taylor = sp.series(plain, x, r, TAYLOR_ORDER).removeO()
-            return stabilize(sp.expand(taylor))
+        with time_budget(SERIES_SECONDS):  # a real removable singularity: worth more time than a guess
+            return sp.series(plain, x, r, order).removeO()
     except _ANALYSIS_ERRORS:
         return None
+
+
+def truncate_taylor(poly: sp.Expr, x: sp.Symbol, r: sp.Expr, order: int = TAYLOR_ORDER) -> sp.Expr:
+    """The terms of degree < ``order`` in (x - r) of a polynomial, expanded and stabilized (the form a
+    patch uses)."""
+    t = sp.Dummy("t")
+    terms = sp.expand(poly.subs(x, r + t))
+    kept = sp.Add(*[a for a in sp.Add.make_args(terms) if sp.degree(a, t) < order])
+    return stabilize(sp.expand(kept.subs(t, x - r)))
 
 
 def _condition_at(cond: sp.Basic, x: sp.Symbol, r: sp.Expr) -> sp.Basic:
@@ -294,12 +305,19 @@ def _finite_limit(value: sp.Expr, x: sp.Symbol, r: sp.Expr) -> bool:
         return False
 
 
-def patch_removable(expr: sp.Expr, x: sp.Symbol) -> tuple[sp.Expr, list[float]]:
+def patch_removable(
+    expr: sp.Expr, x: sp.Symbol, known: dict | None = None, record: dict | None = None
+) -> tuple[sp.Expr, list[float]]:
     """Replace the expression near parameter-free removable singularities by its Taylor polynomial.
 
     Returns the patched expression and the points that were patched. ``sin(x)/x`` becomes
     ``Piecewise((1 - x**2/6 + ..., |x| < 1/20), (sin(x)/x, True))``, so both the value and all derivatives
     at 0 equal their limits.
+
+    ``record``: filled with {r: Taylor polynomial with one term more than the patch} for every patched point
+    r, so that a derivative's patch is the derivative of that polynomial: ``known`` = {r: polynomial of this
+    expression at r} skips the limits and the series (SymPy's series of a derivative can take a minute where
+    the derivative of f's series takes nothing).
     """
     patched_points: list[float] = []
     new_branches = []
@@ -310,9 +328,15 @@ def patch_removable(expr: sp.Expr, x: sp.Symbol) -> tuple[sp.Expr, list[float]]:
             for r in _real_roots(d, x) or []:
                 if r.free_symbols or r.is_real is not True or (region is not None and not _contains(region, r)):
                     continue
-                taylor = _taylor_if_removable(value, x, r)
-                if taylor is None:
-                    continue
+                if known is not None and r in known:
+                    full = known[r]
+                else:
+                    full = _taylor_if_removable(value, x, r, TAYLOR_ORDER + 1)
+                    if full is None:
+                        continue
+                    if record is not None:
+                        record[r] = full
+                taylor = truncate_taylor(full, x, r)
                 value = sp.Piecewise((taylor, sp.Abs(x - r) < TAYLOR_RADIUS), (value, True))
                 patched_points.append(float(r))
         new_branches.append((value, cond))

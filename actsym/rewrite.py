@@ -30,8 +30,66 @@ def canonicalize(expr: sp.Expr) -> sp.Expr:
     )
     expr = stabilize(expr)
     if expr.has(sp.Piecewise):
-        expr = nan_propagating_order(sp.piecewise_fold(expr))
+        expr = nan_propagating_order(simplify_conditions(sp.piecewise_fold(expr)))
     return expr
+
+
+#: Seconds for turning one branch condition into intervals (see :func:`simplify_conditions`).
+CONDITION_SECONDS = 1
+
+
+#: condition -> its interval form (or itself), per process: f and each derivative share their conditions.
+_CONDITIONS: dict = {}
+
+
+def _as_intervals(cond, x, time_budget, timeout):
+    try:
+        with time_budget(CONDITION_SECONDS):
+            new = cond.as_set().as_relational(x)
+            new = new.replace(lambda c: isinstance(c, sp.Ne), lambda c: sp.Or(sp.Lt(*c.args), sp.Gt(*c.args)))
+    except (timeout, NotImplementedError, TypeError, ValueError, AttributeError, RecursionError):
+        return cond
+    if new is not sp.false and new is not sp.true and sp.count_ops(new) >= sp.count_ops(cond):
+        return cond  # already as simple: keep the user's spelling (x > 0, not 0 < x)
+    return new
+
+
+def simplify_conditions(expr: sp.Expr) -> sp.Expr:
+    """Rewrite each condition on x of a top-level Piecewise as its set of intervals, and drop branches that
+    are never selected.
+
+    Folding sums and products of Piecewise nests conditions (``(x < 1) & ((x >= 1) | (x <= 0.54) | ...)``)
+    until SymPy's Piecewise constructor, and everything after it, takes minutes; as intervals they are
+    short (``(x > 0.54) & (x < 1)``). Conditions on parameters are left as they are. ``x != c`` is written
+    ``(x < c) | (x > c)`` so that NaN still fails it (and lands in the last branch, like before).
+    """
+    if not isinstance(expr, sp.Piecewise):
+        return expr
+    from actsym.derive import _Timeout, time_budget
+
+    xs = [s for s in expr.free_symbols if s.name == "x"]
+    if not xs:
+        return expr
+    x = xs[0]
+    out = []
+    for value, cond in expr.args:
+        new = cond
+        if cond is not sp.true and cond.free_symbols == {x}:
+            new = _CONDITIONS.get(cond)
+            if new is None:
+                new = _CONDITIONS[cond] = _as_intervals(cond, x, time_budget, _Timeout)
+        if new is sp.false:
+            continue
+        out.append((value, new))
+        if new is sp.true:
+            break
+    if len(out) == len(expr.args) and all(a == b for a, b in zip(out, expr.args)):
+        return expr
+    if not out:
+        return expr
+    if out[-1][1] is sp.true and len(out) == 1:
+        return out[0][0]
+    return sp.Piecewise(*out)
 
 
 def nan_propagating_order(expr: sp.Expr) -> sp.Expr:
