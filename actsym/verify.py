@@ -73,9 +73,32 @@ def _mp_heaviside(u, h0=None):
     return mpmath.mpf(1) / 2 if h0 is None else mpmath.mpf(h0)
 
 
+_HUGE = 10**6  # |arguments| of exp-like functions beyond this: the result is not representable anyway
+
+
+def _guard(f, big):
+    """f, but +-inf (or its limit) for |u| > _HUGE: exp(exp(exp(exp(10)))) must not build a 10**9565-digit int."""
+
+    def g(u):
+        if isinstance(u, (mpmath.mpf, int, float)) and abs(u) > _HUGE:
+            return big(u)
+        return f(u)
+
+    return g
+
+
 def _mp_namespace() -> dict:
     ns = mpmath_namespace()
-    ns.update({"Heaviside": _mp_heaviside, "sign": mpmath.sign, "Abs": abs})
+    inf = mpmath.inf
+    ns.update({
+        "Heaviside": _mp_heaviside, "sign": mpmath.sign, "Abs": abs,
+        "exp": _guard(mpmath.exp, lambda u: inf if u > 0 else mpmath.mpf(0)),
+        "expm1": _guard(mpmath.expm1, lambda u: inf if u > 0 else mpmath.mpf(-1)),
+        "sinh": _guard(mpmath.sinh, lambda u: inf if u > 0 else -inf),
+        "cosh": _guard(mpmath.cosh, lambda u: inf),
+        "softplus": _guard(ns["softplus"], lambda u: u if u > 0 else mpmath.mpf(0)),
+        "sigmoid": _guard(ns["sigmoid"], lambda u: mpmath.mpf(1) if u > 0 else mpmath.mpf(0)),
+    })
     return ns
 
 
@@ -297,6 +320,7 @@ class Case:
     alts: dict = field(default_factory=dict)  # key -> list of arrays of accepted alternatives (nan: none)
     tol: dict = field(default_factory=dict)  # key -> array
     must_be_finite: dict = field(default_factory=dict)  # key -> bool array
+    switch_points: list = field(default_factory=list)  # roots of the switch functions (float64)
 
     def clean(self, keys) -> np.ndarray:
         """Indices where every key has a unique, finite expected value that the code must reproduce."""
@@ -448,7 +472,7 @@ class Oracle:
             rows.append(row)
         n = len(rows)
         xs = np.array(pts[:n], dtype=np.float64)
-        case = Case(dtype, params, xs)
+        case = Case(dtype, params, xs, switch_points=[float(r) for r in roots])
         env = {X: xs, **{s: np.full(n, v) for s, v in psubs.items()}}
         bound = _Bound(env, n)
         big = float(finfo.max) * 1e-3
