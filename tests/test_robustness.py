@@ -259,3 +259,38 @@ def test_define_budget_is_shared_by_all_stages():
     assert act._spent >= 0.5
     with pytest.raises(BudgetExceeded, match="0.5 s budget"):  # nothing left for a second try
         act.source()
+
+
+# ------------------------------------------------------------------------------------------------------
+# folded Piecewise and removable singularities of derivatives
+# ------------------------------------------------------------------------------------------------------
+
+
+def test_folded_conditions_become_intervals_and_empty_branches_go():
+    from actsym.rewrite import simplify_conditions
+
+    pw = sp.Piecewise(
+        (1, (X < 1) & ((X >= 1) | (X < sp.Rational(1, 2)))),
+        (2, (X >= sp.Rational(1, 2)) & (X < -1)),  # empty
+        (3, (X > 0) | (X < 0)),  # x != 0, kept NaN-safe: no Ne
+        (4, True),
+    )
+    out = simplify_conditions(pw)
+    assert [v for v, _ in out.args] == [1, 3, 4]
+    assert out.args[0][1] == (X < sp.Rational(1, 2))
+    assert not out.has(sp.Ne)
+    simple = sp.Piecewise((X, X > 0), (0, True))
+    assert simplify_conditions(simple) is simple  # already simple: the user's spelling is kept
+
+
+def test_derivative_patch_is_the_derivative_of_fs_taylor_polynomial():
+    from actsym.derive import TAYLOR_ORDER, truncate_taylor
+
+    b = sp.Symbol("b", real=True)
+    f = (1 - sp.cos(b * X)) / X**2
+    d = actsym.define("lim_b", f, {"b": 1.5}).derivation
+    assert d.removable == {"f": [0.0], "x": [0.0], "b": [0.0]}
+    for key, sym in (("x", X), ("b", b)):
+        patch = d.patched[key].args[0][0]  # the Taylor branch at 0
+        exact = sp.series(sp.diff(f, sym), X, 0, TAYLOR_ORDER).removeO()  # what SymPy's own series gives
+        assert sp.expand(patch - truncate_taylor(exact, X, 0)) == 0
