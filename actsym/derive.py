@@ -280,7 +280,7 @@ def truncate_taylor(poly: sp.Expr, x: sp.Symbol, r: sp.Expr, order: int = TAYLOR
     patch uses)."""
     t = sp.Dummy("t")
     terms = sp.expand(poly.subs(x, r + t))
-    kept = sp.Add(*[a for a in sp.Add.make_args(terms) if sp.degree(a, t) < order])
+    kept = sp.Add(*[a for a in sp.Add.make_args(terms) if a.as_coeff_exponent(t)[1] < order])  # t**(21/2) too
     return stabilize(sp.expand(kept.subs(t, x - r)))
 
 

@@ -294,3 +294,13 @@ def test_derivative_patch_is_the_derivative_of_fs_taylor_polynomial():
         patch = d.patched[key].args[0][0]  # the Taylor branch at 0
         exact = sp.series(sp.diff(f, sym), X, 0, TAYLOR_ORDER).removeO()  # what SymPy's own series gives
         assert sp.expand(patch - truncate_taylor(exact, X, 0)) == 0
+
+
+def test_truncated_taylor_keeps_fractional_powers_below_the_order():
+    from actsym.derive import truncate_taylor
+
+    # sqrt(x)*asinh(x) has a Puiseux series: its terms are x**(3/2), x**(7/2), ... (PolynomialError before)
+    assert truncate_taylor(X ** sp.Rational(21, 2) + X ** sp.Rational(3, 2) + X**3, X, 0, 10) == (
+        X ** sp.Rational(3, 2) + X**3
+    )
+    assert truncate_taylor((X - 1) ** 12 + 2 * (X - 1), X, 1, 10) == 2 * X - 2

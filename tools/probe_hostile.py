@@ -158,6 +158,8 @@ def run_one(text: str, params: dict[str, float], out_dir: str, limit: float) -> 
     elif res["rc"] == 2:
         if "ran out of its" in res["stderr"]:
             res["outcome"] = "budget"
+        elif "self-check failed" in res["stderr"]:
+            res["outcome"] = "verify-refused"  # actsym.verify found the generated code wrong
         elif " failed: " in res["stderr"]:
             res["outcome"] = "stage-failed"  # an unexpected exception, reported as a one-line refusal
         else:
