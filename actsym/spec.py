@@ -18,7 +18,7 @@ NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 API_NAMES = {"x", "self", "backend", "learnable", "num_parameters", "inplace"}
 #: Activation names that would shadow what a generated module reads at module level: its imports and the
 #: builtins its runtime helpers call (tests/test_codegen_ir.py checks this list against the generated code).
-MODULE_NAMES = {"torch", "math", "isinstance", "len", "all", "any", "zip", "set", "sorted", "list", "float", "type",
+MODULE_NAMES = {"torch", "math", "bool", "isinstance", "len", "all", "any", "zip", "set", "sorted", "list", "float", "type",
                 "tuple", "staticmethod", "super", "ValueError", "TypeError", "KeyError"}
 
 

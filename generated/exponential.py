@@ -216,12 +216,26 @@ def _init_module(module, num_parameters, learnable, backend, inits):
         raise ValueError(f"learnable names unknown parameters {sorted(unknown)}; parameters: {list(PARAMS)}")
     module.num_parameters = num_parameters
     module.backend = _check_backend(backend)
+    module._exact = {}  # fixed parameters' values as given (the buffers hold them rounded to their dtype)
     for name, value in inits.items():
         t = torch.full((num_parameters,), float(value))
         if name in learnable:
             module._parameters[name] = torch.nn.Parameter(t)
         else:
             module._buffers[name] = t
+            module._exact[name] = float(value)
+
+
+def _apply_exact(module, fn, recurse):
+    """``nn.Module._apply`` (``.double()``, ``.to(...)``), then fixed parameters that still hold their given
+    value get it at the new precision: a constant such as SELU's 1.0507009873554805 must not stay rounded to
+    float32 in a float64 module."""
+    out = torch.nn.Module._apply(module, fn, recurse)
+    for name, value in module._exact.items():
+        b = module._buffers.get(name)
+        if b is not None and b.is_floating_point() and bool((b == torch.tensor(value).float().to(b.dtype)).all()):
+            b.fill_(value)
+    return out
 
 
 def _stored(module, name):
@@ -263,3 +277,6 @@ class Exponential(torch.nn.Module):
 
     def extra_repr(self):
         return _extra_repr(self)
+
+    def _apply(self, fn, recurse=True):
+        return _apply_exact(self, fn, recurse)

@@ -302,3 +302,16 @@ def test_module_names_cover_the_builtins_generated_code_reads():
     read = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
     used_builtins = {n for n in read if hasattr(builtins, n)}
     assert used_builtins <= MODULE_NAMES, used_builtins - MODULE_NAMES
+
+
+def test_fixed_parameters_keep_full_precision_in_float64_modules():
+    """A fixed constant (SELU's scale) must not stay rounded through float32 after .double()."""
+    lam, alpha = 1.0507009873554805, 1.6732632423543772
+    act = actsym.define("selu_t", "scale*Piecewise((x, x > 0), (alpha*expm1(x), True))",
+                        {"scale": (lam, False), "alpha": (alpha, False)}, verify=False)
+    m = act.module(backend="eager").double()
+    x = torch.linspace(-3, 3, 13, dtype=torch.float64)
+    assert torch.allclose(m(x), torch.nn.functional.selu(x), rtol=4e-16, atol=0)
+    assert m.scale.item() == lam
+    m.float()
+    assert m.scale.dtype == torch.float32 and m.scale.item() == torch.tensor(lam).float().item()
