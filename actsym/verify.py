@@ -18,8 +18,9 @@ the answer for the inputs the code really received.
 **Conventions.** The derivative at a branch point is the plain derivative of the expression there (the
 branch selected there, PyTorch's convention). Within a few ulps of a switch point (where the float
 evaluation of a condition may legitimately go either way, and where f may not be differentiable) the
-one-sided limits of the derivative are accepted too, and so are the one-sided limits of the value at
-points that are not the switch point itself. ``DiracDelta`` is 0 (almost-everywhere convention).
+one-sided limits of the derivative (and its value at the switch point) are accepted too, and so are the
+one-sided limits of the value and the value at the switch point, at points that are not the switch point
+itself. ``DiracDelta`` is 0 (almost-everywhere convention).
 
 **Tolerance** (per point): ``|got - exact| <= rtol*|exact| + C*eps*E + atol`` where ``E`` is a running
 forward error bound of the naive evaluation of the expression tree in units of the dtype's epsilon
@@ -506,8 +507,10 @@ class Oracle:
                 if r not in onesided:
                     with mpmath.workdps(2 * DPS):  # digits to spare for cancellation at r +- h
                         h = mpmath.mpf(10) ** (-DPS // 2) * max(1, abs(r))
-                        onesided[r] = {k: [self.fns[k]((r - h, *params_mp)), self.fns[k]((r + h, *params_mp))]
-                                       for k in keys}
+                        # the one-sided limits, and the value at the switch point (for its neighbours: an
+                        # intermediate such as x*x may round onto it)
+                        onesided[r] = {k: [self.fns[k]((r - h, *params_mp)), self.fns[k]((r + h, *params_mp)),
+                                           self.fns[k]((r, *params_mp))] for k in keys}
                 for k in keys:
                     if k is None and xm == r:
                         continue  # at the switch point itself the value is that of the branch selected there
