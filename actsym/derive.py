@@ -262,6 +262,10 @@ def _contains(region: sp.Set, r: sp.Expr) -> bool:
 def _taylor_if_removable(value: sp.Expr, x: sp.Symbol, r: sp.Expr, order: int = TAYLOR_ORDER) -> sp.Expr | None:
     """The Taylor polynomial (``order`` terms) of ``value`` at ``r`` if both one-sided limits there exist and
     agree; None if they don't, or SymPy cannot tell within ``LIMIT_SECONDS`` (the point stays unpatched)."""
+    if any(k.has(x) for k in value.atoms(sp.Abs, sp.sign, sp.Heaviside)):
+        # not analytic at a kink: equal one-sided limits do not make a Taylor series valid on both sides
+        # ((x - |x|)/atan(sign(x)) has limit 0 from both sides, and SymPy's series of it is 0)
+        return None
     plain = _plain(value)
     try:
         with time_budget(LIMIT_SECONDS):

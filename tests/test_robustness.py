@@ -304,3 +304,11 @@ def test_truncated_taylor_keeps_fractional_powers_below_the_order():
         X ** sp.Rational(3, 2) + X**3
     )
     assert truncate_taylor((X - 1) ** 12 + 2 * (X - 1), X, 1, 10) == 2 * X - 2
+
+
+def test_kinks_are_not_taylor_patched():
+    # both one-sided limits at 0 are 0, but the function is -8x/pi for x < 0: a series there would be 0
+    d = actsym.define("kink", "(x - Abs(x))/atan(sign(x))").derivation
+    assert d.removable == {}
+    f = sp.lambdify(X, d.patched["f"].subs(sp.sign(X), -1).subs(sp.Abs(X), -X))
+    assert f(-1e-3) == pytest.approx(8e-3 / math.pi)
