@@ -301,8 +301,8 @@ def clamp_input(region: sp.Set | None, value: sp.Expr, x: sp.Symbol, init_subs: 
                     v = complex(e.subs(subs).subs(x, end).evalf(30))
                     if not (abs(v) < 1e30 and abs(v.imag) < 1e-12):
                         return None
-    except (TypeError, ValueError, ZeroDivisionError):
-        return None
+    except (TypeError, ValueError, ZeroDivisionError, RecursionError, OverflowError):
+        return None  # cannot tell: no clamp (the caller masks with where(mask, x, p) instead)
     return Clamp(x, region.inf, region.sup)
 
 

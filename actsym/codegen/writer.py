@@ -108,8 +108,6 @@ def planned_files(acts: list[Activation], out_dir: Path, with_init: bool, triton
 
     With ``triton`` the fused Triton module of every activation the Triton printer supports goes to
     :func:`triton_dir` (an activation with an unsupported node, e.g. ``atan``, gets the eager module only)."""
-    from actsym.codegen.triton_backend import UnsupportedNode, render
-
     files = {Path(out_dir) / f"{a.name}.py": a.source() for a in acts}
     if with_init:
         existing = _existing_modules(Path(out_dir))
@@ -118,10 +116,9 @@ def planned_files(acts: list[Activation], out_dir: Path, with_init: bool, triton
         tdir = triton_dir(out_dir)
         rendered = {}
         for a in acts:
-            try:
-                rendered[tdir / f"{a.name}.py"] = render(a.derivation)
-            except UnsupportedNode:
-                continue
+            src = a.triton_source()  # under the activation's time budget; None: no Triton translation
+            if src is not None:
+                rendered[tdir / f"{a.name}.py"] = src
         files.update(rendered)
         if with_init and rendered:
             names = sorted(_existing_modules(tdir) | {p.stem for p in rendered})
