@@ -65,10 +65,9 @@ def elu_value_nograd(x, alpha):
 
 def elu_grad_x_nograd(grad, x, alpha):
     """Same result as elu_grad_x, computed in place on buffers it allocates; not differentiable."""
-    m0 = (x > 0)
     xs0 = torch.clamp(x, max=0)
     b0 = xs0.exp_().mul_(alpha)
-    out = m0.to(x.dtype)
+    out = torch.gt(x, 0, out=torch.empty_like(x))
     b1 = 1 - out
     b0.mul_(b1)
     return out.add_(b0).mul_(grad)
@@ -76,10 +75,9 @@ def elu_grad_x_nograd(grad, x, alpha):
 
 def elu_grad_all_nograd(grad, x, alpha):
     """Same result as elu_grad_all, computed in place on buffers it allocates; not differentiable."""
-    m0 = (x > 0)
     xs0 = torch.clamp(x, max=0)
     b0 = torch.exp(xs0).mul_(alpha)
-    out0 = m0.to(x.dtype)
+    out0 = torch.gt(x, 0, out=torch.empty_like(x))
     b1 = 1 - out0
     b0.mul_(b1)
     out0.add_(b0).mul_(grad)

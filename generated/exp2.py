@@ -59,7 +59,6 @@ def exp2_value_nograd(x):
 
 def exp2_grad_x_nograd(grad, x):
     """Same result as exp2_grad_x, computed in place on buffers it allocates; not differentiable."""
-    m0 = (x >= 0)
     xs0 = torch.clamp(x, min=0)
     xs1 = torch.clamp(x, max=0)
     out = xs0 + 1
@@ -69,7 +68,7 @@ def exp2_grad_x_nograd(grad, x):
     b0.expm1_()
     out.sub_(b0)
     b2 = xs1.exp_()
-    b3 = m0.to(x.dtype)
+    b3 = torch.ge(x, 0, out=b0)
     b4 = 1 - b3
     out.mul_(b3)
     b2.mul_(b4)

@@ -64,17 +64,15 @@ def prelu_value_nograd(x, a):
 
 def prelu_grad_x_nograd(grad, x, a):
     """Same result as prelu_grad_x, computed in place on buffers it allocates; not differentiable."""
-    m0 = (x > 0)
-    out = m0.to(x.dtype)
+    out = torch.gt(x, 0, out=torch.empty_like(x))
     b0 = (1 - out).mul_(a)
     return out.add_(b0).mul_(grad)
 
 
 def prelu_grad_all_nograd(grad, x, a):
     """Same result as prelu_grad_all, computed in place on buffers it allocates; not differentiable."""
-    m0 = (x > 0)
     xs0 = torch.clamp(x, max=0)
-    out0 = m0.to(x.dtype)
+    out0 = torch.gt(x, 0, out=torch.empty_like(x))
     b0 = (1 - out0).mul_(a)
     out0.add_(b0).mul_(grad)
     out1 = xs0.mul_(grad)

@@ -49,8 +49,7 @@ def relu_value_nograd(x):
 
 def relu_grad_x_nograd(grad, x):
     """Same result as relu_grad_x, computed in place on buffers it allocates; not differentiable."""
-    m0 = (x <= 0)
-    return m0.to(x.dtype).neg_().add_(1).mul_(grad)
+    return torch.le(x, 0, out=torch.empty_like(x)).neg_().add_(1).mul_(grad)
 
 
 class ReLUFunction(torch.autograd.Function):

@@ -262,6 +262,10 @@ def emit_inplace(k: Kernel, namer: Namer) -> list[str]:
     def text(vid):
         return texts[vid]
 
+    consumers: dict[int, list[int]] = {}
+    for v in order:
+        for a in g.instrs[v].args:
+            consumers.setdefault(a, []).append(v)
     for i, v in enumerate(order):
         ins = g.instrs[v]
         if ins.op == "input":
@@ -279,11 +283,23 @@ def emit_inplace(k: Kernel, namer: Namer) -> list[str]:
                 texts[v] = code
             continue
         if ins.kind == "mask":  # reads buffers: evaluated here, named
+            if _indicator_only(g, v, ins, uses, consumers):
+                continue  # written straight into floats by its ind (below): no boolean tensor
             code = render(g, ins, text, k.like)
             lines.append(_Line(v, code[0], code[1] == ATOM))
             texts[v] = (_ref(v), ATOM)
             continue
         dying = [a for a in dict.fromkeys(ins.args) if a in owned and last[a] == i]
+        if ins.op == "ind" and ins.args[0] not in texts:  # its comparison, as 0/1 floats: torch.gt(x, 0, out=...)
+            cmp = g.instrs[ins.args[0]]
+            dest = pool.pop() if pool else None
+            line = _Line(v, _compare_into(g, cmp, text, _ref(dest) if dest is not None else f"torch.empty_like({k.like})"),
+                         True, base=dest)
+            lines.append(line)
+            owned.add(v)
+            texts[v] = (_ref(v), ATOM)
+            pool.extend(dying)
+            continue
         line = _write_into(g, ins, v, dying, text)
         if line is None and pool:
             form = _out_form(g, ins, text, _ref(pool[-1]))
@@ -297,6 +313,25 @@ def emit_inplace(k: Kernel, namer: Namer) -> list[str]:
         texts[v] = (_ref(v), ATOM)
         pool.extend(a for a in dying if a != line.base)
     return _render_inplace(g, k, lines, texts, uses, namer)
+
+
+_FLIP = {"gt": "lt", "ge": "le", "lt": "gt", "le": "ge", "eq": "eq", "ne": "ne"}
+
+
+def _indicator_only(g: Graph, v: int, ins: Instr, uses, consumers) -> bool:
+    """A comparison read only by one ``ind`` and computed from inputs/constants/parameters (never mutated, so
+    evaluating it later, where the ind is, reads the same values)."""
+    users = consumers.get(v, [])
+    return (ins.op in _CMP and uses[v] == 1 and len(users) == 1 and g.instrs[users[0]].op == "ind"
+            and all(g.instrs[a].op in ("input", "const") or g.kind(a) in ("param", "const") for a in ins.args))
+
+
+def _compare_into(g: Graph, cmp: Instr, text, dest: str) -> str:
+    a, b = cmp.args
+    op = cmp.op
+    if g.kind(a) == "const":  # torch.gt(number, tensor) does not exist: c > x is x < c
+        a, b, op = b, a, _FLIP[op]
+    return f"torch.{op}({text(a)[0]}, {text(b)[0]}, out={dest})"
 
 
 _FN = {"add": "torch.add", "sub": "torch.sub", "mul": "torch.mul", "div": "torch.div", "pow": "torch.pow",
