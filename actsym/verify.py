@@ -27,7 +27,9 @@ forward error bound of the naive evaluation of the expression tree in units of t
 (``E(a+b) = E(a) + E(b) + |a+b|``, ``E(a*b) = |b|E(a) + |a|E(b) + |ab|``, ``E(g(u)) = |g'(u)|E(u) + |g(u)|``,
 evaluated in float64 numpy), so cancellation and ill-conditioning (``sinh(x) - x`` near 0, ``sin(100*x)``)
 widen the tolerance exactly where rounding is amplified, while a wrong term, branch, constant or buffer is
-an O(1) relative error. ``rtol`` is 1e-10 (float64) and 1e-5 (float32), ``C = 64``, ``atol = 2**20 * tiny`` (the smallest normal
+an O(1) relative error. Where the naive evaluation itself is 0/0 (a removable singularity such as
+``sin(x - pi)/(x - pi)`` at ``x = pi`` in floats), ``E`` is the largest ``|exact|`` within distance 1 (the
+local scale). ``rtol`` is 1e-10 (float64) and 1e-5 (float32), ``C = 64``, ``atol = 2**20 * tiny`` (the smallest normal
 number: results that close to underflow are noise).
 
 **Skipped points.** Where the exact value is not real (logarithms and fractional powers are the real ones:
@@ -170,6 +172,24 @@ class _MpFunction:
         self.fn = None if self.numeric else sp.lambdify(args, _real_domain(expr), modules=[_mp_namespace(), "mpmath"])
 
     def __call__(self, args):
+        """The value at ``args`` to about 20 significant digits: evaluated at the working precision and with
+        30 more digits, and again with more while the two disagree (cancellation, e.g. cos(x)/(x - pi) -
+        sin(x)/(x - pi)**2 near pi); None where no real finite value is found."""
+        dps = mpmath.mp.dps
+        prev = self._eval(args)
+        for extra in (30, 90, 250):
+            if prev is None:
+                return None
+            with mpmath.workdps(dps + extra):
+                v = self._eval(args)
+            if v is None:
+                return None
+            if abs(v - prev) <= mpmath.mpf(10) ** -20 * abs(v) or v == prev:
+                return v
+            prev = v
+        return None
+
+    def _eval(self, args):
         if not self.numeric:
             v = _call(self.fn, args)
             if v is None:  # removable singularity (0/0 at the point): the two-sided limit when both sides agree
@@ -534,7 +554,12 @@ class Oracle:
                 alts.append(np.where(np.abs(alt) <= big, alt, np.nan))
             try:
                 _, err, peak = bound(self.exprs[k])
-                err = np.where(np.isfinite(err), err, np.abs(exact) * 1e3)
+                # where the naive float evaluation is 0/0 (a removable singularity), code can only be accurate
+                # relative to the function's scale nearby: the largest |exact| within distance 1
+                with np.errstate(all="ignore"):
+                    mag = np.where(np.isfinite(exact), np.abs(exact), 0.0)
+                    local = np.array([mag[np.abs(xs - xv) <= 1].max(initial=0.0) for xv in xs])
+                err = np.where(np.isfinite(err), err, np.maximum(np.abs(exact) * 1e3, local))
                 with np.errstate(invalid="ignore"):
                     overflow = peak > big
             except (_Unsupported, TypeError, ValueError):
