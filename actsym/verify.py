@@ -297,14 +297,14 @@ class _Bound:
             parts = [self(a) for a in e.args]
             v = sum(p[0] for p in parts)
             err = sum(p[1] for p in parts) + sum(np.abs(p[0]) for p in parts)
-            return v, err, np.maximum.reduce([p[2] for p in parts] + [np.abs(v)])
+            return v, err, np.fmax.reduce([p[2] for p in parts] + [np.abs(v)])
         if e.is_Mul:
             v, err, peak = self(e.args[0])
             for a in e.args[1:]:
                 bv, be, bp = self(a)
                 err = _mul0(np.abs(bv), err) + _mul0(np.abs(v), be) + np.abs(v * bv)
                 v = v * bv
-                peak = np.maximum(np.maximum(peak, bp), np.abs(v))
+                peak = np.fmax(np.fmax(peak, bp), np.abs(v))
             return v, err, peak
         if e.is_Pow:
             bv, be, bp = self(e.base)
@@ -312,11 +312,11 @@ class _Bound:
                 k = float(e.exp)
                 v = np.power(bv, k)
                 err = _mul0(np.abs(k * np.power(bv, k - 1)), be) + np.abs(v)
-                return v, err, np.maximum(bp, np.abs(v))
+                return v, err, np.fmax(bp, np.abs(v))
             ev, ee, ep = self(e.exp)
             v = np.power(bv, ev)
             err = _mul0(np.abs(ev * np.power(bv, ev - 1)), be) + _mul0(np.abs(v * np.log(np.abs(bv))), ee) + np.abs(v)
-            return v, err, np.maximum.reduce([bp, ep, np.abs(v)])
+            return v, err, np.fmax.reduce([bp, ep, np.abs(v)])
         if isinstance(e, sp.Piecewise):
             v = np.full(self.n, np.nan)
             err = np.zeros(self.n)
@@ -346,7 +346,7 @@ class _Bound:
             idx = pick(vals, axis=0)
             cols = np.arange(self.n)
             errs = np.stack([p[1] for p in parts])
-            return vals[idx, cols], errs.max(axis=0), np.maximum.reduce([p[2] for p in parts])
+            return vals[idx, cols], errs.max(axis=0), np.fmax.reduce([p[2] for p in parts])
         if isinstance(e, (sp.sign, sp.Heaviside, sp.DiracDelta)):
             uv, _, up = self(e.args[0])
             if isinstance(e, sp.sign):
@@ -362,7 +362,7 @@ class _Bound:
                 uv, ue, up = self(e.args[0])
                 v = fn(uv)
                 err = _mul0(np.abs(dfn(uv)), ue) + np.abs(v)
-                return v, err, np.maximum(up, np.abs(v))
+                return v, err, np.fmax(up, np.abs(v))
         raise _Unsupported(type(e).__name__)
 
 
