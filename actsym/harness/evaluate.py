@@ -243,9 +243,13 @@ def validate_eval_args(args: argparse.Namespace, params: dict[str, float]) -> tu
     if limit is not None and settings.get("drop_last") and limit < int(settings["batch_size"]):
         raise _bad(f"--train-limit {limit} is smaller than one batch ({settings['batch_size']}): no training step")
     baselines = [b.strip() for b in args.baselines.split(",") if b.strip()] if args.baselines else None
-    resolve(args.activation, params)  # unknown names and bad expressions fail here, before the data loads
-    for name in baselines or []:
-        resolve(name)
+    # unknown names and bad expressions fail here, before the data loads
+    names = baselines if baselines is not None else list(getattr(rec, "BASELINES", []))
+    handles = [resolve(args.activation, params)] + [resolve(name) for name in names]
+    if getattr(args, "init_gain", "default") == "computed":
+        for h in handles:
+            if h.activation is None:
+                raise _bad(f"--init-gain computed needs a symbolic activation; {h.name!r} has none")
     return seeds, baselines
 
 
