@@ -309,6 +309,73 @@ def _finite_limit(value: sp.Expr, x: sp.Symbol, r: sp.Expr) -> bool:
         return False
 
 
+_NON_ANALYTIC = (sp.Max, sp.Min, sp.Abs, sp.sign, sp.Heaviside, sp.Piecewise)
+
+
+def _vanishes_at(e: sp.Expr, x: sp.Symbol, r: sp.Expr) -> bool:
+    for d in _x_denominators(e, x):
+        try:
+            if sp.simplify(d.subs(x, r)) == 0:
+                return True
+        except (TypeError, ValueError, ZeroDivisionError):
+            return True
+    return False
+
+
+def _patch_at(e: sp.Expr, x: sp.Symbol, r: sp.Expr, known, record, top: bool) -> tuple[sp.Expr, bool]:
+    """``e`` with its removable singularity at ``r`` patched in the *smallest analytic subexpressions* that
+    contain it: a Max/Min/Abs/sign/Piecewise node is never replaced by a Taylor polynomial (its series is not
+    valid on both sides: ``Max(softplus(a), sin(x)/x)`` became 1 at 0), the patch goes into its arguments.
+    ``known``/``record`` (the derivative's patch as the derivative of f's polynomial) apply to a patch of the
+    whole branch value only."""
+    if isinstance(e, sp.logic.boolalg.Boolean) or not e.has(x) or not _vanishes_at(e, x, r):
+        return e, False
+    if any(k.has(x) for k in e.atoms(*_NON_ANALYTIC)) or isinstance(e, _NON_ANALYTIC):
+        args, changed = [], False
+        for a in e.args:
+            if isinstance(a, sp.functions.elementary.piecewise.ExprCondPair):
+                v, c = _patch_at(a.expr, x, r, None, None, top=False)
+                args.append((v, a.cond))
+            else:
+                v, c = _patch_at(a, x, r, None, None, top=False)
+                args.append(v)
+            changed |= c
+        return (e.func(*args) if changed else e), changed
+    if top and known is not None and r in known:
+        full = known[r]
+    else:
+        full = _taylor_if_removable(e, x, r, TAYLOR_ORDER + 1)
+        if full is None:
+            return e, False
+        if top and record is not None:
+            record[r] = full
+    taylor = truncate_taylor(full, x, r)
+    return sp.Piecewise((taylor, sp.Abs(x - r) < TAYLOR_RADIUS), (e, True)), True
+
+
+def _patch_condition(cond: sp.Basic, x: sp.Symbol) -> tuple[sp.Basic, list[float]]:
+    """Removable singularities inside a branch condition (``softplus(a) >= sin(x)/x``, from a Max) patched
+    too: unpatched, the comparison is NaN-false at the point and selects the wrong branch there."""
+    if cond is sp.true or cond is sp.false or not isinstance(cond, sp.Basic):
+        return cond, []
+    points: list[float] = []
+    reps = {}
+    for rel in cond.atoms(sp.core.relational.Relational):
+        sides = []
+        for side in (rel.lhs, rel.rhs):
+            for d in _x_denominators(side, x):
+                for r in _real_roots(d, x) or []:
+                    if r.free_symbols or r.is_real is not True:
+                        continue
+                    side, changed = _patch_at(side, x, r, None, None, top=False)
+                    if changed:
+                        points.append(float(r))
+            sides.append(side)
+        if sides != [rel.lhs, rel.rhs]:
+            reps[rel] = rel.func(*sides, evaluate=False)
+    return (cond.xreplace(reps) if reps else cond), points
+
+
 def patch_removable(
     expr: sp.Expr, x: sp.Symbol, known: dict | None = None, record: dict | None = None
 ) -> tuple[sp.Expr, list[float]]:
@@ -332,17 +399,11 @@ def patch_removable(
             for r in _real_roots(d, x) or []:
                 if r.free_symbols or r.is_real is not True or (region is not None and not _contains(region, r)):
                     continue
-                if known is not None and r in known:
-                    full = known[r]
-                else:
-                    full = _taylor_if_removable(value, x, r, TAYLOR_ORDER + 1)
-                    if full is None:
-                        continue
-                    if record is not None:
-                        record[r] = full
-                taylor = truncate_taylor(full, x, r)
-                value = sp.Piecewise((taylor, sp.Abs(x - r) < TAYLOR_RADIUS), (value, True))
-                patched_points.append(float(r))
+                value, changed = _patch_at(value, x, r, known, record, top=True)
+                if changed:
+                    patched_points.append(float(r))
+        cond, cond_points = _patch_condition(cond, x)
+        patched_points += cond_points
         new_branches.append((value, cond))
     if not patched_points:
         return expr, []

@@ -42,6 +42,12 @@ ENTRIES = fg.load_corpus()
 def test_regression_corpus(entry):
     """Each reproducer: right code on every path (or, where the entry says so, a clean refusal)."""
     outcome = fg.run_case(entry, budget=20.0)
+    if entry.get("expect") == "known-wrong":
+        # an open generator bug: the self-check must keep catching it (the user gets a one-line refusal, never
+        # the wrong code); once the generator is fixed this fails and the entry goes back to "ok"
+        assert outcome.status == "wrong" and outcome.stage == "verify", (
+            f"known-wrong entry now gives {outcome.status}: set its expect to ok  -- {entry.get('note', '')}")
+        return
     allowed = ("ok", "refused") if entry.get("expect") == "ok-or-refused" else ("ok",)
     assert outcome.status in allowed, f"{outcome.line()}  -- {entry.get('note', '')}"
 
@@ -50,4 +56,4 @@ def test_corpus_entries_are_well_formed():
     assert len(ENTRIES) >= 30
     for e in ENTRIES:
         assert isinstance(e["expr"], str) and isinstance(e.get("params", {}), dict) and e.get("note")
-        assert e.get("expect", "ok") in ("ok", "ok-or-refused")
+        assert e.get("expect", "ok") in ("ok", "ok-or-refused", "known-wrong")
