@@ -83,7 +83,7 @@ def derive(spec: ActivationSpec, simplify: bool = True, verify: bool = True) -> 
             if key == "f":
                 patched[key], pts = patch_removable(e, x, record=taylor_f)
             else:  # f's polynomial differentiated: the derivative's own series can take a minute
-                known = {r: sp.diff(t, symbols[key]) for r, t in taylor_f.items()}
+                known = {r: (sp.diff(t, symbols[key]) if t is not None else None) for r, t in taylor_f.items()}
                 patched[key], pts = patch_removable(e, x, known=known)
         if pts:
             removable[key] = pts

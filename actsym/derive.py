@@ -330,6 +330,24 @@ def _patch_at(e: sp.Expr, x: sp.Symbol, r: sp.Expr, known, record, top: bool) ->
     whole branch value only."""
     if isinstance(e, sp.logic.boolalg.Boolean) or not e.has(x) or not _vanishes_at(e, x, r):
         return e, False
+    def analytic(t):
+        return not (isinstance(t, _NON_ANALYTIC) or any(k.has(x) for k in t.atoms(*_NON_ANALYTIC)))
+
+    if (e.is_Add or e.is_Mul) and not analytic(e):
+        # keep the analytic terms/factors together (sin(g*x)*x**-1 is removable only as a unit), patch that
+        # unit, and the non-analytic ones each inside
+        smooth = [a for a in e.args if analytic(a)]
+        rough = [a for a in e.args if not analytic(a)]
+        changed = False
+        parts = []
+        if smooth:
+            unit, changed = _patch_at(e.func(*smooth), x, r, None, None, top=False)
+            parts.append(unit)
+        for a in rough:
+            v, c = _patch_at(a, x, r, None, None, top=False)
+            parts.append(v)
+            changed |= c
+        return (e.func(*parts) if changed else e), changed
     if any(k.has(x) for k in e.atoms(*_NON_ANALYTIC)) or isinstance(e, _NON_ANALYTIC):
         args, changed = [], False
         for a in e.args:
@@ -341,14 +359,16 @@ def _patch_at(e: sp.Expr, x: sp.Symbol, r: sp.Expr, known, record, top: bool) ->
                 args.append(v)
             changed |= c
         return (e.func(*args) if changed else e), changed
-    if top and known is not None and r in known:
+    if top and known is not None and known.get(r) is not None:
         full = known[r]
     else:
         full = _taylor_if_removable(e, x, r, TAYLOR_ORDER + 1)
         if full is None:
             return e, False
         if top and record is not None:
-            record[r] = full
+            # two branches of f patched at the same point with different polynomials: which one a derivative
+            # branch belongs to is unknown (conditions merge), so none is reused there
+            record[r] = full if r not in record or record[r] == full else None
     taylor = truncate_taylor(full, x, r)
     return sp.Piecewise((taylor, sp.Abs(x - r) < TAYLOR_RADIUS), (e, True)), True
 

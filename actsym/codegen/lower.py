@@ -118,6 +118,8 @@ def lower(
             if needs_mask and clamp is None and p is None and region is None:
                 p = parametric_safe_point(eff.xreplace({s: c for c, s in masks.items()}), value, x, init_subs)
             if needs_mask and clamp is None and p is None:
+                p = finite_point(value, x, init_subs)
+            if needs_mask and clamp is None and p is None:
                 prog.notes.append(f"{name}: no safe point for branch {cond}; evaluated unmasked")
             if clamp is not None:
                 v = value.subs(x, safe_input(clamp, clamp))
@@ -141,6 +143,40 @@ def lower(
     prog.outputs = list(zip(names, reduced))
     _drop_unused(prog)
     return prog
+
+
+def finite_point(value: sp.Expr, x: sp.Symbol, init_subs: dict) -> float | None:
+    """Any point where the branch value and its first two x-derivatives are finite (initial parameters and
+    two perturbations). The safe input ``where(mask, x, p)`` only uses p where the branch is *not* selected,
+    so p need not lie in the branch's region -- it must only keep the discarded evaluation (and, through
+    double backward, its derivatives) finite."""
+    from actsym.functions import mpmath_namespace
+
+    params = sorted(init_subs, key=lambda s: s.name)
+    modules = [mpmath_namespace(), "mpmath"]
+    try:
+        d1 = sp.diff(value, x)
+        fns = [sp.lambdify([x, *params], e, modules=modules) for e in (value, d1, sp.diff(d1, x))]
+    except Exception:  # noqa: BLE001 - nothing printable: no point
+        return None
+    trials = [[init_subs[q] + d for q in params] for d in (0.0, 0.25, -0.2)]
+    for p in (0.5, -0.5, 1.5, -1.5, 0.25, -0.25, 2.5, -2.5, 0.1, -0.1, 4.0, -4.0):
+        ok = True
+        for pv in trials:
+            for fn in fns:
+                try:
+                    v = complex(fn(p, *pv))
+                except (TypeError, ValueError, ZeroDivisionError, OverflowError):
+                    ok = False
+                    break
+                if not (abs(v) < 1e30 and v.imag == 0):
+                    ok = False
+                    break
+            if not ok:
+                break
+        if ok:
+            return p
+    return None
 
 
 def parametric_safe_point(cond: sp.Basic, value: sp.Expr, x: sp.Symbol, init_subs: dict) -> sp.Expr | None:
