@@ -553,7 +553,7 @@ class Oracle:
                 alt = np.array([float(r[k][1][i]) if i < len(r[k][1]) else np.nan for r in rows])
                 alts.append(np.where(np.abs(alt) <= big, alt, np.nan))
             try:
-                _, err, peak = bound(self.exprs[k])
+                naive, err, peak = bound(self.exprs[k])
                 # where the naive float evaluation is 0/0 (a removable singularity), code can only be accurate
                 # relative to the function's scale nearby: the largest |exact| within distance 1
                 with np.errstate(all="ignore"):
@@ -561,7 +561,9 @@ class Oracle:
                     local = np.array([mag[np.abs(xs - xv) <= 1].max(initial=0.0) for xv in xs])
                 err = np.where(np.isfinite(err), err, np.maximum(np.abs(exact) * 1e3, local))
                 with np.errstate(invalid="ignore"):
-                    overflow = peak > big
+                    # an intermediate beyond the range excuses a non-finite result -- but not where the naive
+                    # value is NaN while the exact one is finite (0/0 at a removable singularity: 1/x peaks)
+                    overflow = (peak > big) & ~(np.isnan(naive) & np.isfinite(exact))
             except (_Unsupported, TypeError, ValueError):
                 err, overflow = np.abs(exact) * 4, np.zeros(n, bool)
             # atol: results within 2**20 of the underflow threshold are noise (intermediates underflow first)
