@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import sympy as sp
 
-from actsym.codegen.ir import BINARY, UNARY, UNARY_KWARGS, Builder, Graph, Instr, last_uses, select_blends
+from actsym.codegen.ir import UNARY, UNARY_KWARGS, Builder, Graph, Instr, last_uses, select_blends
 from actsym.codegen.printer import num
 
 #: names a generated function body may read besides its own locals
@@ -469,4 +469,4 @@ def _from_pool(ln: _Line, base: int) -> bool:
     return not ln.method and ln.rhs.count(_ref(base)) == 1
 
 
-__all__ = ["BINARY", "Kernel", "Namer", "emit_inplace", "emit_out_of_place", "kernel_from_program"]
+__all__ = ["Kernel", "Namer", "emit_inplace", "emit_out_of_place", "kernel_from_program"]

@@ -67,7 +67,6 @@ UNARY: dict[str, tuple[str, str | None, object]] = {
 UNARY_KWARGS = {"softplus": ", threshold=40.0"}
 _SYMPY_UNARY = {type_name: op for op, (fn, _, _) in UNARY.items() for type_name, f in TORCH_FUNCTIONS.items() if f == fn}
 
-BINARY = ("add", "sub", "mul", "div", "pow", "maximum", "minimum")
 COMPARE = {">": "gt", ">=": "ge", "<": "lt", "<=": "le", "==": "eq", "!=": "ne"}
 LOGIC = ("and", "or", "not")
 
@@ -123,7 +122,7 @@ class Graph:
     def op(self, op: str, *args: int, attr: tuple = ()) -> int:
         """Add ``op(args)``: folded when every operand is a constant, simplified for neutral constants."""
         kinds = [self.kind(a) for a in args]
-        if all(k == "const" for k in kinds) and op not in ("heaviside",):
+        if all(k == "const" for k in kinds):
             return self.const(_fold(op, [self.value(a) for a in args], attr))
         simplified = self._simplify(op, args, attr)
         if simplified is not None:
