@@ -8,26 +8,26 @@ expression and its plain SymPy derivatives evaluated by mpmath at 40 digits, and
 ulps and bits (``log2(1 + ulps)``: 0 = exact, 1 = one bit lost, 53 = garbage in float64). A point where the
 exact value is finite and representable but the result is inf/NaN is listed separately -- that is a bug a
 user would hit, not a rounding matter. Points whose exact value overflows the dtype, is non-real, or where
-f is not differentiable are skipped.
+f is not differentiable are skipped. Where the user's expression is 0/0 (a removable singularity in x or in a
+parameter), the reference is its limit (:func:`actsym.numerics.exact_value`). A result below the dtype's
+smallest normal number where the exact value is below it too counts as exact (an underflow: float32 code
+on GPUs flushes such values to zero).
 """
 
 from __future__ import annotations
 
 import math
-import random
 from dataclasses import dataclass, field
 
 import mpmath
 import sympy as sp
 import torch
 
-from actsym.functions import mpmath_namespace
+from actsym import numerics
+from actsym.numerics import eval_at, exact_value, guarded_lambdify
 
 #: dtype -> (mantissa bits, smallest normal, largest finite)
-FORMATS = {
-    torch.float64: (52, 2.0**-1022, 1.7976931348623157e308),
-    torch.float32: (23, 2.0**-126, 3.4028234663852886e38),
-}
+FORMATS = {torch.float64: numerics.FLOAT_FORMATS["float64"], torch.float32: numerics.FLOAT_FORMATS["float32"]}
 
 
 @dataclass
@@ -65,75 +65,36 @@ class AccuracyReport:
         return [f"{self.dtype} {f.line()}" for f in self.functions]
 
 
+def _fmt(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
 def ulp(v: float, dtype: torch.dtype) -> float:
     """The spacing of the dtype's floats at |v| (subnormal spacing below the smallest normal)."""
-    mant, tiny, _ = FORMATS[dtype]
-    a = abs(v)
-    if a < tiny:
-        return tiny * 2.0**-mant
-    return 2.0 ** (math.floor(math.log2(a)) - mant)
+    return numerics.ulp(v, _fmt(dtype))
 
 
 def sample_points(dtype: torch.dtype, n: int, extra: list[float] = (), seed: int = 0) -> list[float]:
     """``n`` points log-uniform in magnitude over [smallest normal, largest finite], both signs, plus 0,
     the ``extra`` points and their float neighbours (all rounded to the dtype)."""
-    _, tiny, big = FORMATS[dtype]
-    rng = random.Random(seed)
-    lo, hi = math.log2(tiny), math.log2(big)
-    pts = [0.0]
-    for _ in range(n):
-        pts.append(rng.choice((1, -1)) * 2.0 ** rng.uniform(lo, hi))
-    # ordinary magnitudes are where training lives: a second, denser sample over [1e-3, 1e3]
-    for _ in range(n // 2):
-        pts.append(rng.choice((1, -1)) * 10.0 ** rng.uniform(-3, 3))
-    for e in extra:
-        pts += [e, math.nextafter(e, math.inf), math.nextafter(e, -math.inf), e + 1e-6 * max(1, abs(e)),
-                e - 1e-6 * max(1, abs(e))]
-    t = torch.tensor(pts, dtype=torch.float64).to(dtype).to(torch.float64)
-    return sorted(set(t.tolist()))
+    return numerics.sample_points(_fmt(dtype), n, extra, seed)
 
 
 def _oracle(expr: sp.Expr, x: sp.Symbol, params: list[sp.Symbol]):
     syms = [x, *params]
-    ns = [mpmath_namespace(), "mpmath"]
 
     def clean(e):
         return e.replace(lambda t: isinstance(t, sp.DiracDelta), lambda t: sp.S.Zero)
 
-    fs = [("f", sp.lambdify(syms, expr, modules=ns))]
-    fs.append(("d/dx", sp.lambdify(syms, clean(sp.diff(expr, x)), modules=ns)))
+    fs = [("f", guarded_lambdify(syms, expr))]
+    fs.append(("d/dx", guarded_lambdify(syms, clean(sp.diff(expr, x)))))
     for p in params:
-        fs.append((f"d/d{p.name}", sp.lambdify(syms, clean(sp.diff(expr, p)), modules=ns)))
+        fs.append((f"d/d{p.name}", guarded_lambdify(syms, clean(sp.diff(expr, p)))))
     return fs
 
 
-def _eval(fn, x0: float, pv: list[float], dps: int):
-    with mpmath.workdps(dps):
-        try:
-            v = mpmath.mpmathify(fn(mpmath.mpf(x0), *[mpmath.mpf(p) for p in pv]))
-        except (ZeroDivisionError, ValueError, TypeError, OverflowError):
-            return None
-        if isinstance(v, mpmath.mpc):
-            if v.imag != 0:
-                return None
-            v = v.real
-        return v if mpmath.isfinite(v) else None
-
-
-def _exact(fn, x0: float, pv: list[float]) -> float | None:
-    """The exact value, to ~20 significant digits: evaluated at increasing precision until two successive
-    precisions agree (a fixed precision loses everything to cancellation, e.g. exp(x) - 1 at x = 1e-60)."""
-    prev = _eval(fn, x0, pv, 30)
-    for dps in (60, 120, 300, 800):
-        cur = _eval(fn, x0, pv, dps)
-        if prev is None and cur is None:
-            return None
-        if prev is not None and cur is not None and cur != 0:  # an exact 0 may be total cancellation: go on
-            with mpmath.workdps(dps):
-                if abs(cur - prev) <= abs(cur) * mpmath.mpf(10) ** -20:
-                    return cur
-        prev = cur
-    return prev
+_eval = eval_at
+_exact = exact_value
 
 
 def _differentiable(fn, t0: float) -> bool:
@@ -145,7 +106,7 @@ def _differentiable(fn, t0: float) -> bool:
             a, b, c = fn(mpmath.mpf(t0) - h), fn(mpmath.mpf(t0)), fn(mpmath.mpf(t0) + h)
             left, right = (b - a) / h, (c - b) / h
             return bool(abs(left - right) <= 1e-10 * (1 + abs(left) + abs(right)))
-        except (ZeroDivisionError, ValueError, TypeError, OverflowError):
+        except (ZeroDivisionError, ValueError, TypeError, OverflowError, MemoryError):
             return False
 
 
@@ -178,7 +139,7 @@ def measure(act, dtype: torch.dtype = torch.float64, n: int = 400, seed: int = 0
         y = act.functional(xt, *ps)
         grads = torch.autograd.grad(y, [xt, *ps], torch.ones_like(y), allow_unused=True)
     got = [y.detach()] + [g if g is not None else torch.zeros_like(xt) for g in grads]
-    big = FORMATS[dtype][2]
+    _, tiny, big = FORMATS[dtype]
     out = []
     for k, (what, fn) in enumerate(oracle):
         acc = FunctionAccuracy(what)
@@ -197,7 +158,12 @@ def measure(act, dtype: torch.dtype = torch.float64, n: int = 400, seed: int = 0
                 continue
             err = abs(mpmath.mpf(v) - exact)
             ulps = float(err / ulp(ex, dtype))
-            bits = math.log2(1 + ulps)
+            # exact and result both below the smallest normal number: an underflow (flush to zero is the
+            # float answer there), not lost digits
+            # capped at the format's width, as Herbie's bits of error (an exact value that underflows to 0
+            # but a result of 1e-150 is "no correct bit", not 500 of them)
+            width = 64 if dtype == torch.float64 else 32
+            bits = 0.0 if abs(ex) < tiny and abs(v) < tiny else min(math.log2(1 + ulps), width)
             acc.points += 1
             bits_sum += bits
             if bits > acc.max_bits:

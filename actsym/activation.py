@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import functools
 import importlib
-import linecache
 import time
 import types
 
 import sympy as sp
 
+from actsym.loader import load_source  # noqa: F401 - re-exported (tests, tools)
 from actsym.spec import ActivationSpec, Param
 
 
@@ -182,7 +182,7 @@ class Activation:
         ``backend``: ``"eager"`` (generated torch code), ``"compile"`` (the same code through torch.compile),
         ``"triton"`` (fused kernels as a custom op), ``"auto"`` (Triton on CUDA when available, else eager).
         All backends share parameter names and ``state_dict`` keys."""
-        from actsym.backends import make_module
+        from actsym.dispatch import make_module
 
         return make_module(self, backend=backend, **init)
 
@@ -244,13 +244,3 @@ def rebuild_module(payload: dict, state: dict):
     obj = cls.__new__(cls)
     obj.__setstate__(state)
     return obj
-
-
-def load_source(source: str, module_name: str) -> types.ModuleType:
-    """Compile generated source (our printer's output, never user text) into a module object."""
-    filename = f"<{module_name}>"
-    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-    mod = types.ModuleType(module_name)
-    mod.__file__ = filename
-    exec(compile(source, filename, "exec"), mod.__dict__)  # noqa: S102 - generated code only
-    return mod

@@ -11,119 +11,36 @@
 
 All four have the same parameters, buffers and ``state_dict`` keys, so a checkpoint moves between them.
 Triton and CUDA are probed lazily, when a module is built -- importing actsym never imports Triton.
+
+``act`` is an :class:`~actsym.activation.Activation` or a catalog/corpus name. The dispatch itself is
+:mod:`actsym.dispatch` (what :meth:`Activation.module` uses); this module adds the lookup by name.
 """
 
 from __future__ import annotations
 
 import torch
 
-BACKENDS = ("auto", "eager", "triton", "compile")
+from actsym import dispatch
+from actsym.dispatch import BACKENDS, FusedActivation, resolve_backend
+
+__all__ = ["BACKENDS", "FusedActivation", "make_functional", "make_module", "resolve_backend"]
 
 
 def _activation(act):
     if isinstance(act, str):
-        import actsym
+        from actsym.api import get
 
-        return actsym.get(act)
+        return get(act)
     return act
-
-
-def resolve_backend(backend: str = "auto") -> str:
-    """The concrete backend ``backend`` means on this machine (``"auto"`` -> ``"triton"`` or ``"eager"``)."""
-    from actsym.codegen.custom_op import triton_available
-
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-    if backend == "auto":
-        return "triton" if torch.cuda.is_available() and triton_available() else "eager"
-    if backend == "triton" and not triton_available():
-        raise RuntimeError("backend='triton' needs the triton package (pip install 'actsym[triton]')")
-    return backend
-
-
-class FusedActivation(torch.nn.Module):
-    """An activation through its fused custom op: one Triton kernel forward, one backward (grad_x and all
-    parameter gradients) on CUDA; the generated eager math elsewhere.
-
-    Same constructor as the generated eager module: ``num_parameters`` 1 (per-layer) or C (per channel,
-    dim 1), ``<param>=init``, ``learnable=(names...)`` (default: the spec's learnable parameters; the others
-    are buffers).
-    """
-
-    def __init__(self, act, num_parameters: int = 1, learnable=None, **init):
-        super().__init__()
-        from actsym.codegen.custom_op import fused_op
-
-        act = _activation(act)
-        unknown = set(init) - set(act.spec.params)
-        if unknown:
-            raise TypeError(f"{act.name} has no parameter(s) {sorted(unknown)}")
-        self.spec = act.spec
-        self.num_parameters = num_parameters
-        self._pnames = tuple(act.spec.params)
-        if learnable is None:
-            learnable = tuple(k for k, v in act.spec.params.items() if v.learnable)
-        for p, spec in act.spec.params.items():
-            value = torch.full((num_parameters,), float(init.get(p, spec.init)))
-            if p in learnable:
-                setattr(self, p, torch.nn.Parameter(value))
-            else:
-                self.register_buffer(p, value)
-        self._op = fused_op(act).forward_overload
-
-    # the op handle is process-local: pickling/deepcopy keep the spec and look the op up again
-    def __getstate__(self):
-        state = self.__dict__.copy()
-        state.pop("_op", None)
-        return state
-
-    def __setstate__(self, state):
-        from actsym.activation import Activation
-        from actsym.codegen.custom_op import fused_op
-
-        super().__setstate__(state)
-        self._op = fused_op(Activation(self.spec)).forward_overload
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._op(x, *(getattr(self, p) for p in self._pnames))
-
-    def extra_repr(self) -> str:
-        ps = ", ".join(f"{p}={getattr(self, p).tolist()}" for p in self._pnames)
-        return f"{self.spec.name}, num_parameters={self.num_parameters}" + (f", {ps}" if ps else "") + ", backend=triton"
 
 
 def make_module(act, backend: str = "auto", num_parameters: int = 1, **init) -> torch.nn.Module:
     """An ``nn.Module`` for ``act`` (an :class:`~actsym.activation.Activation` or a catalog name) on the chosen
     backend; ``num_parameters``/``learnable``/``<param>=init`` as for the generated module."""
-    act = _activation(act)
-    chosen = resolve_backend(backend)
-    if chosen == "triton":
-        from actsym.codegen.custom_op import triton_unsupported
-
-        reason = triton_unsupported(act)
-        if reason is None:
-            return FusedActivation(act, num_parameters=num_parameters, **init)
-        if backend == "triton":
-            raise ValueError(f"{act.name} has no Triton kernels: {reason}")
-        chosen = "eager"  # auto: the eager module for activations the Triton printer cannot translate
-    # module_class, not act.module: Activation.module may itself delegate here
-    if chosen == "compile":
-        if "compile" in getattr(act.code, "BACKENDS", ()):
-            return act.module_class(num_parameters=num_parameters, backend="compile", **init)
-        return torch.compile(act.module_class(num_parameters=num_parameters, **init))
-    return act.module_class(num_parameters=num_parameters, **init)
+    return dispatch.make_module(_activation(act), backend, num_parameters, **init)
 
 
 def make_functional(act, backend: str = "auto"):
     """``(x, *params) -> y`` on the chosen backend (parameters: numbers, or tensors of one element or one per
     channel for ``"triton"``; broadcastable tensors for the others)."""
-    act = _activation(act)
-    chosen = resolve_backend(backend)
-    if chosen == "triton":
-        from actsym.codegen.custom_op import fused_op
-
-        return fused_op(act)
-    if chosen == "compile":
-        fn = act.functional
-        return lambda x, *params: fn(x, *params, backend="compile")
-    return act.functional
+    return dispatch.make_functional(_activation(act), backend)

@@ -180,6 +180,14 @@ def _out_of_time(name: str, total: float) -> BudgetExceeded:
     return BudgetExceeded(f"{name} ran out of its {limit} s budget (ACTSYM_BUDGET sets it)")
 
 
+def in_finalizer(frame) -> bool:
+    """True in a weakref callback/finalizer or a __del__: garbage collection runs them at any point, and an
+    exception raised there by an alarm is printed ("Exception ignored in ...") and lost. An alarm handler
+    re-arms itself for a moment later instead."""
+    code = frame.f_code if frame is not None else None
+    return code is not None and (code.co_name == "__del__" or code.co_filename.endswith("weakref.py"))
+
+
 def _run_in_process(fn, args, stage_name, seconds, total):
     usable = (
         math.isfinite(seconds)
@@ -193,6 +201,9 @@ def _run_in_process(fn, args, stage_name, seconds, total):
     seen: list[str | None] = []
 
     def handler(signum, frame):
+        if in_finalizer(frame):
+            signal.setitimer(signal.ITIMER_REAL, 1e-3)
+            return
         seen.append(current_stage())
         raise _InProcessTimeout
 
@@ -265,6 +276,15 @@ def _run_in_worker(fn, args, stage_name, seconds, total, sink):
     raise StageFailed(f"{last} failed: the worker process died ({why})")
 
 
+def _single_threaded_torch():  # pragma: no cover - child process
+    """A forked child must not enter the parent's intra-op thread pool (OpenMP is not fork-safe: the first
+    parallel region waits for threads that do not exist in the child); stages run small tensors anyway.
+    What torch's DataLoader workers do too."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(1)
+
+
 def _worker_main(writer, fn, args, stage_name):  # pragma: no cover - child process
     global _CHANNEL
     code = 0
@@ -272,6 +292,7 @@ def _worker_main(writer, fn, args, stage_name):  # pragma: no cover - child proc
         signal.signal(signal.SIGINT, signal.SIG_DFL)  # the parent handles Ctrl-C and kills us
         _CHANNEL = writer
         _SINKS.clear()  # the parent's lists: values go through the pipe now
+        _single_threaded_torch()
         try:
             with stage(stage_name):
                 result = fn(*args)

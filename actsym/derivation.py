@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import time
 from dataclasses import dataclass, field
 
 import mpmath
@@ -16,12 +17,18 @@ from actsym.derive import (
     find_hazards,
     guarded_simplify,
     interior_points,
+    patch_parameter_singularities,
     patch_removable,
 )
 from actsym.functions import mpmath_namespace
 from actsym.parse import ExpressionError
+from actsym.regimes import REGIME_SECONDS, describe, improve
 from actsym.rewrite import canonicalize
 from actsym.spec import ActivationSpec
+
+#: Seconds for the accuracy-regime searches of all of one activation's functions together (each also has
+#: its own limit, regimes.REGIME_SECONDS; a function left without time keeps its form).
+REGIME_TOTAL_SECONDS = 12
 
 
 class DerivativeCheckFailed(ExpressionError):
@@ -39,6 +46,10 @@ class Derivation:
     removable: dict[str, list[float]] = field(default_factory=dict)
     hazards: list[dict] = field(default_factory=list)
     checks: list[str] = field(default_factory=list)
+    #: key -> parameter values where it is 0/0 and takes its limit (['a = 0'])
+    param_removable: dict[str, list[str]] = field(default_factory=dict)
+    #: key -> what the accuracy-regime search did (actsym.regimes.describe)
+    regimes: dict[str, str] = field(default_factory=dict)
 
     @property
     def x(self) -> sp.Symbol:
@@ -61,13 +72,14 @@ def _require_defined(f: sp.Expr) -> None:
             raise ExpressionError(f"expression is undefined{where}: it is {sp.sstr(value)} there (a division by zero)")
 
 
-def derive(spec: ActivationSpec, simplify: bool = True, verify: bool = True) -> Derivation:
-    """Derive everything code generation needs. Each step runs as a named :func:`actsym.budget.stage`: an
+def derive(spec: ActivationSpec, simplify: bool = True, verify: bool = True, accurate: bool = True) -> Derivation:
+    """Derive everything code generation needs (``accurate``: with the accuracy regimes of
+    :mod:`actsym.regimes` where measurement finds them worth it). Each step runs as a named :func:`actsym.budget.stage`: an
     unexpected exception becomes a one-line refusal naming the step, and under
     :func:`actsym.budget.run_budgeted` a timeout names it too."""
     x = spec.x
     with stage("simplification of f"):
-        f = canonicalize(spec.expr)
+        f = f_raw = canonicalize(spec.expr)
         _require_defined(f)
         if simplify:
             f = guarded_simplify(f)
@@ -76,23 +88,55 @@ def derive(spec: ActivationSpec, simplify: bool = True, verify: bool = True) -> 
         with stage(f"derivation of {_label(key)}"):
             grads[key] = differentiate(f, sym, simplify)
     patched, removable = {}, {}
+    init = {p: spec.params[p.name].init for p in spec.param_symbols}
+    param_removable: dict[str, list[str]] = {}
+    regimes: dict[str, str] = {}
     taylor_f: dict = {}  # removable point of f -> its Taylor polynomial (one term more than the patch)
     symbols = {"x": x, **{p.name: p for p in spec.param_symbols}}
     for key, e in [("f", f), *grads.items()]:
         with stage(f"removable-singularity search in {_label(key)}"):
             if key == "f":
-                patched[key], pts = patch_removable(e, x, record=taylor_f)
+                patched[key], pts = patch_removable(e, x, record=taylor_f, subs=init)
             else:  # f's polynomial differentiated: the derivative's own series can take a minute
                 known = {r: (sp.diff(t, symbols[key]) if t is not None else None) for r, t in taylor_f.items()}
-                patched[key], pts = patch_removable(e, x, known=known)
+                patched[key], pts = patch_removable(e, x, known=known, subs=init)
         if pts:
             removable[key] = pts
+        with stage(f"parameter singularities of {_label(key)}"):
+            patched[key], at = patch_parameter_singularities(patched[key], x, spec.param_symbols)
+        if at:
+            param_removable[key] = at
+    if accurate:
+        pvals = [v.init for v in spec.params.values()]
+        end = time.monotonic() + REGIME_TOTAL_SECONDS
+        for key in list(patched):
+            with stage(f"accuracy regimes of {_label(key)}"):
+                old = patched[key]
+                patched[key] = improve(old, x, spec.param_symbols, pvals, seconds=min(REGIME_SECONDS, end - time.monotonic()),
+                                       alternatives=lambda key=key: _unsimplified(key, f_raw, symbols, taylor_f, init))
+                note = describe(old, patched[key], x)
+                if note:
+                    regimes[key] = note
     with stage("hazard search"):
         hazards = find_hazards(f, x)
-    d = Derivation(spec, f, grads, patched, removable, hazards)
+    d = Derivation(spec, f, grads, patched, removable, hazards, param_removable=param_removable, regimes=regimes)
     if verify:
         d.checks = verify_derivatives(d)
     return d
+
+
+def _unsimplified(key: str, f_raw: sp.Expr, symbols: dict, taylor_f: dict, init: dict) -> list[sp.Expr]:
+    """The function ``key`` derived from the unsimplified f, without simplification, patched: an alternative
+    for the regime search (simplification is kept only where it loses no accuracy)."""
+    x = symbols["x"]
+    if key == "f":
+        e = f_raw
+        known = {r: t for r, t in taylor_f.items()}
+    else:
+        e = differentiate(f_raw, symbols[key], simplify=False)
+        known = {r: (sp.diff(t, symbols[key]) if t is not None else None) for r, t in taylor_f.items()}
+    patched, _ = patch_removable(e, x, known=known, subs=init)
+    return [patched]
 
 
 def _mp_callable(expr: sp.Expr, symbols: list[sp.Symbol]):

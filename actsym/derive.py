@@ -20,6 +20,7 @@ import time
 import sympy as sp
 from sympy.core.function import PoleError
 
+from actsym.budget import in_finalizer
 from actsym.rewrite import canonicalize, stabilize
 
 SIMPLIFY_SECONDS = 5
@@ -44,6 +45,11 @@ def time_budget(seconds: float):
         return
 
     def handler(signum, frame):
+        if in_finalizer(frame):
+            # a finalizer or __del__ running during garbage collection: an exception there is printed
+            # ("Exception ignored in ...") and lost; raise a moment later, in ordinary code
+            signal.setitimer(signal.ITIMER_REAL, 1e-3)
+            return
         raise _Timeout
 
     # An enclosing budget (actsym.budget's in-process fallback, or another time_budget) keeps its deadline:
@@ -65,6 +71,12 @@ def _function_types(e: sp.Basic) -> set[type]:
     return {type(f) for f in e.atoms(sp.Function)}
 
 
+def _risky_powers(e: sp.Basic) -> set:
+    """Powers with a symbolic exponent of a base that may be negative (``x**(a - 2)``: NaN for x < 0 and a
+    non-integer, and its derivative in a has log(x)); simplify turns ``|x|**a/|x|**2`` into ``|x**(a - 2)|``."""
+    return {p for p in e.atoms(sp.Pow) if not p.exp.is_number and p.base != sp.E and p.base.is_nonnegative is not True}
+
+
 def guarded_simplify(expr: sp.Expr, seconds: float = SIMPLIFY_SECONDS) -> sp.Expr:
     """``simplify`` branch by branch, keeping the result only if it is smaller and no less stable."""
     if isinstance(expr, sp.Piecewise):
@@ -74,16 +86,25 @@ def guarded_simplify(expr: sp.Expr, seconds: float = SIMPLIFY_SECONDS) -> sp.Exp
             candidate = stabilize(sp.simplify(expr))
     except (_Timeout, RecursionError, TypeError, ValueError, NotImplementedError):
         return expr
-    if not _function_types(candidate) <= _function_types(expr):
+    if not _function_types(candidate) <= _function_types(expr) or not _risky_powers(candidate) <= _risky_powers(expr):
         return expr
     if sp.count_ops(candidate) < sp.count_ops(expr):
         return candidate
     return expr
 
 
+class _RealAbs(sp.Function):
+    """|u| of a real u while differentiating: d|u| = sign(u)*du. (Where SymPy cannot prove u real -- log(u),
+    u**(1/3), a custom function -- Abs takes the complex rule re(u)*d re(u)/|u| rewritten with sign, and
+    every |v| in it becomes v/sign(v): 0/0 at v = 0, e.g. Abs(x) -> x/sign(x).)"""
+
+    def fdiff(self, argindex=1):
+        return sp.sign(self.args[0])
+
+
 def differentiate(expr: sp.Expr, wrt: sp.Symbol, simplify: bool = True) -> sp.Expr:
     """d expr / d wrt with the conventions of this module, stabilized and (optionally) simplified."""
-    d = sp.diff(expr, wrt)
+    d = sp.diff(expr.replace(sp.Abs, _RealAbs), wrt).replace(_RealAbs, sp.Abs)
     d = d.replace(lambda e: isinstance(e, sp.DiracDelta), lambda e: sp.S.Zero)
     # sign(u)/Heaviside(u) of an argument SymPy cannot prove real (x**(1/3)) stay as unevaluated
     # Derivative(sign(u), x): a step function, whose a.e. derivative is 0 like the Dirac deltas above.
@@ -186,7 +207,7 @@ def safe_point(region: sp.Set | None, value: sp.Expr, x: sp.Symbol, subs: dict) 
     for p in interior_points(region, count=0):
         try:
             v = complex(value.subs(subs).subs(x, p).evalf(30))
-        except (TypeError, ValueError, ZeroDivisionError):
+        except (TypeError, ValueError, ZeroDivisionError, OverflowError, MemoryError):
             continue
         if abs(v) < 1e30 and abs(v.imag) < 1e-12:
             return round(p, 6)
@@ -222,6 +243,8 @@ _PLAIN = {
     "softplus": lambda u: sp.log(1 + sp.exp(u)),
     "log1p": lambda u: sp.log(1 + u),
     "expm1": lambda u: sp.exp(u) - 1,
+    "ndtr": lambda u: (1 + sp.erf(u / sp.sqrt(2))) / 2,
+    "logabs": lambda u: sp.log(sp.Abs(u)),
 }
 
 
@@ -280,12 +303,41 @@ def _taylor_if_removable(value: sp.Expr, x: sp.Symbol, r: sp.Expr, order: int = 
 
 
 def truncate_taylor(poly: sp.Expr, x: sp.Symbol, r: sp.Expr, order: int = TAYLOR_ORDER) -> sp.Expr:
-    """The terms of degree < ``order`` in (x - r) of a polynomial, expanded and stabilized (the form a
-    patch uses)."""
+    """The terms of degree < ``order`` in (x - r) of a polynomial, stabilized (the form a patch uses): a
+    polynomial in x itself at r = 0, in powers of (x - r) otherwise (expanded into powers of x, the terms
+    of a patch at x = pi cancel each other down to no correct digit)."""
     t = sp.Dummy("t")
     terms = sp.expand(poly.subs(x, r + t))
     kept = sp.Add(*[a for a in sp.Add.make_args(terms) if a.as_coeff_exponent(t)[1] < order])  # t**(21/2) too
-    return stabilize(sp.expand(kept.subs(t, x - r)))
+    if r == 0:
+        return stabilize(sp.expand(kept.subs(t, x)))
+    return stabilize(kept.xreplace({t: sp.Add(x, -r, evaluate=False)}))
+
+
+#: A patch's truncation error must stay below this fraction of its value.
+TAYLOR_TOLERANCE = 2.0**-56
+
+
+def taylor_radius(full: sp.Expr, x: sp.Symbol, r: sp.Expr, subs: dict | None) -> sp.Expr:
+    """Radius of a patch: TAYLOR_RADIUS, or less where the highest term of ``full`` (the first one the patch
+    omits) is larger than TAYLOR_TOLERANCE times the lowest term there (``asinh(3*x)/(3*x)``: coefficients grow like
+    3**k, and at |x| = 1/20 ten terms leave 1e-8; evaluated at the parameters' initial values)."""
+    t = sp.Dummy("t")
+    try:
+        with time_budget(LIMIT_SECONDS):
+            poly = sp.Poly(sp.expand(full.subs(x, r + t).subs(subs or {})), t)
+            coeffs = {m[0]: abs(complex(c.evalf(20))) for m, c in zip(poly.monoms(), poly.coeffs())}
+    except (*_ANALYSIS_ERRORS, sp.PolynomialError):
+        return TAYLOR_RADIUS
+    nonzero = sorted(k for k, c in coeffs.items() if c > 0)
+    if len(nonzero) < 2:
+        return TAYLOR_RADIUS
+    # the highest term: the first one the patch omits (f), or the last kept (a derivative of f's polynomial)
+    low, top = nonzero[0], nonzero[-1]
+    rho = (TAYLOR_TOLERANCE * coeffs[low] / coeffs[top]) ** (1.0 / (top - low))
+    if rho >= float(TAYLOR_RADIUS):
+        return TAYLOR_RADIUS
+    return sp.Float(float(f"{rho:.2g}"))
 
 
 def _condition_at(cond: sp.Basic, x: sp.Symbol, r: sp.Expr) -> sp.Basic:
@@ -322,7 +374,8 @@ def _vanishes_at(e: sp.Expr, x: sp.Symbol, r: sp.Expr) -> bool:
     return False
 
 
-def _patch_at(e: sp.Expr, x: sp.Symbol, r: sp.Expr, known, record, top: bool) -> tuple[sp.Expr, bool]:
+def _patch_at(e: sp.Expr, x: sp.Symbol, r: sp.Expr, known, record, top: bool,
+              subs: dict | None = None) -> tuple[sp.Expr, bool]:
     """``e`` with its removable singularity at ``r`` patched in the *smallest analytic subexpressions* that
     contain it: a Max/Min/Abs/sign/Piecewise node is never replaced by a Taylor polynomial (its series is not
     valid on both sides: ``Max(softplus(a), sin(x)/x)`` became 1 at 0), the patch goes into its arguments.
@@ -341,10 +394,10 @@ def _patch_at(e: sp.Expr, x: sp.Symbol, r: sp.Expr, known, record, top: bool) ->
         changed = False
         parts = []
         if smooth:
-            unit, changed = _patch_at(e.func(*smooth), x, r, None, None, top=False)
+            unit, changed = _patch_at(e.func(*smooth), x, r, None, None, top=False, subs=subs)
             parts.append(unit)
         for a in rough:
-            v, c = _patch_at(a, x, r, None, None, top=False)
+            v, c = _patch_at(a, x, r, None, None, top=False, subs=subs)
             parts.append(v)
             changed |= c
         return (e.func(*parts) if changed else e), changed
@@ -352,10 +405,10 @@ def _patch_at(e: sp.Expr, x: sp.Symbol, r: sp.Expr, known, record, top: bool) ->
         args, changed = [], False
         for a in e.args:
             if isinstance(a, sp.functions.elementary.piecewise.ExprCondPair):
-                v, c = _patch_at(a.expr, x, r, None, None, top=False)
+                v, c = _patch_at(a.expr, x, r, None, None, top=False, subs=subs)
                 args.append((v, a.cond))
             else:
-                v, c = _patch_at(a, x, r, None, None, top=False)
+                v, c = _patch_at(a, x, r, None, None, top=False, subs=subs)
                 args.append(v)
             changed |= c
         return (e.func(*args) if changed else e), changed
@@ -370,10 +423,11 @@ def _patch_at(e: sp.Expr, x: sp.Symbol, r: sp.Expr, known, record, top: bool) ->
             # branch belongs to is unknown (conditions merge), so none is reused there
             record[r] = full if r not in record or record[r] == full else None
     taylor = truncate_taylor(full, x, r)
-    return sp.Piecewise((taylor, sp.Abs(x - r) < TAYLOR_RADIUS), (e, True)), True
+    radius = taylor_radius(full, x, r, subs)
+    return sp.Piecewise((taylor, sp.Abs(x - r) < radius), (e, True)), True
 
 
-def _patch_condition(cond: sp.Basic, x: sp.Symbol) -> tuple[sp.Basic, list[float]]:
+def _patch_condition(cond: sp.Basic, x: sp.Symbol, subs: dict | None = None) -> tuple[sp.Basic, list[float]]:
     """Removable singularities inside a branch condition (``softplus(a) >= sin(x)/x``, from a Max) patched
     too: unpatched, the comparison is NaN-false at the point and selects the wrong branch there."""
     if cond is sp.true or cond is sp.false or not isinstance(cond, sp.Basic):
@@ -387,7 +441,7 @@ def _patch_condition(cond: sp.Basic, x: sp.Symbol) -> tuple[sp.Basic, list[float
                 for r in _real_roots(d, x) or []:
                     if r.free_symbols or r.is_real is not True:
                         continue
-                    side, changed = _patch_at(side, x, r, None, None, top=False)
+                    side, changed = _patch_at(side, x, r, None, None, top=False, subs=subs)
                     if changed:
                         points.append(float(r))
             sides.append(side)
@@ -397,7 +451,7 @@ def _patch_condition(cond: sp.Basic, x: sp.Symbol) -> tuple[sp.Basic, list[float
 
 
 def patch_removable(
-    expr: sp.Expr, x: sp.Symbol, known: dict | None = None, record: dict | None = None
+    expr: sp.Expr, x: sp.Symbol, known: dict | None = None, record: dict | None = None, subs: dict | None = None
 ) -> tuple[sp.Expr, list[float]]:
     """Replace the expression near parameter-free removable singularities by its Taylor polynomial.
 
@@ -419,16 +473,46 @@ def patch_removable(
             for r in _real_roots(d, x) or []:
                 if r.free_symbols or r.is_real is not True or (region is not None and not _contains(region, r)):
                     continue
-                value, changed = _patch_at(value, x, r, known, record, top=True)
+                value, changed = _patch_at(value, x, r, known, record, top=True, subs=subs)
                 if changed:
                     patched_points.append(float(r))
-        cond, cond_points = _patch_condition(cond, x)
+        cond, cond_points = _patch_condition(cond, x, subs)
         patched_points += cond_points
         new_branches.append((value, cond))
     if not patched_points:
         return expr, []
     result = sp.piecewise_fold(sp.Piecewise(*new_branches)) if len(new_branches) > 1 else new_branches[0][0]
     return result, sorted(set(patched_points))
+
+
+def patch_parameter_singularities(expr: sp.Expr, x: sp.Symbol, params: list[sp.Symbol]) -> tuple[sp.Expr, list[str]]:
+    """Removable singularities in a *parameter*: ``(exp(a*x) - 1)/a`` is 0/0 for every x at a = 0, where its
+    continuous extension is x. For each denominator that depends on parameters only, at each numeric root r
+    of one parameter p where the two one-sided limits agree, the result is ``lim`` at p = r and the
+    expression with p replaced by a harmless value there elsewhere (so neither branch is 0/0 and no NaN
+    reaches a gradient): ``Piecewise((lim, Eq(p, r)), (expr(p -> Piecewise((r + 1, Eq(p, r)), (p, True))),
+    True))``. Returns the expression and the patched points ('a = 0')."""
+    done: list[str] = []
+    for p in params:
+        dens = {b for b, e in (t.as_base_exp() for t in expr.atoms(sp.Pow))
+                if e.is_negative and b.has(p) and not b.has(x)}
+        for d in sorted(dens, key=sp.default_sort_key):
+            for r in _real_roots(d, p) or []:
+                if r.free_symbols or r.is_real is not True:
+                    continue
+                plain = _plain(expr)
+                try:
+                    with time_budget(LIMIT_SECONDS):
+                        left = sp.limit(plain, p, r, "-")
+                        right = sp.limit(plain, p, r, "+")
+                        if left.has(sp.oo, -sp.oo, sp.zoo, sp.nan, sp.Limit) or sp.simplify(left - right) != 0:
+                            continue
+                except _ANALYSIS_ERRORS:
+                    continue
+                safe = sp.Piecewise((r + 1, sp.Eq(p, r)), (p, True))
+                expr = sp.Piecewise((stabilize(left), sp.Eq(p, r)), (expr.xreplace({p: safe}), True))
+                done.append(f"{p} = {r}")
+    return expr, done
 
 
 # --------------------------------------------------------------------------------------------------------

@@ -135,8 +135,46 @@ class expm1(StableFunction):
     latex_template = r"\left(e^{%s} - 1\right)"
 
 
+class ndtr(StableFunction):
+    r"""Standard normal CDF :math:`\Phi(u) = (1 + \operatorname{erf}(u/\sqrt{2}))/2`, accurate in the left
+    tail (``1 + erf(u)`` loses every digit for u < -4 and is 0 below -6; ``2*ndtr(sqrt(2)*u)`` does not)."""
+
+    torch_op = "torch.special.ndtr"  # not used: that op is 1 + erf on CPU; printed as 0.5*erfc(-u/sqrt(2))
+
+    @staticmethod
+    def mp(u):
+        return mpmath.erfc(-u / mpmath.sqrt(2)) / 2
+
+    def fdiff(self, argindex=1):
+        u = self.args[0]
+        return sp.exp(-(u**2) / 2) / sp.sqrt(2 * sp.pi)
+
+    @classmethod
+    def eval(cls, u):
+        if u == 0:
+            return sp.Rational(1, 2)
+
+    latex_template = r"\Phi\left(%s\right)"
+
+
+class logabs(StableFunction):
+    r""":math:`\log|u|`, kept opaque: inside ``exp(2*logabs(x) - softplus(x))`` SymPy would otherwise pull
+    ``x**2`` back out of the exponential (and the product overflows again: inf*0 at x = 1e300)."""
+
+    torch_op = "torch.log"  # printed as torch.log(torch.abs(u))
+
+    @staticmethod
+    def mp(u):
+        return mpmath.log(abs(u))
+
+    def fdiff(self, argindex=1):
+        return 1 / self.args[0]
+
+    latex_template = r"\log\left|%s\right|"
+
+
 STABLE_FUNCTIONS: dict[str, type[StableFunction]] = {
-    f.__name__: f for f in (sigmoid, softplus, log1p, expm1)
+    f.__name__: f for f in (sigmoid, softplus, log1p, expm1, ndtr, logabs)
 }
 
 

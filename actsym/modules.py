@@ -22,9 +22,9 @@ def _factory(new, kwargs) -> Callable[[nn.Module], nn.Module]:
     if hasattr(new, "module") and hasattr(new, "spec"):  # an Activation
         return lambda replaced: new.module(**kwargs)
     if isinstance(new, str):
-        import actsym
+        from actsym.api import get
 
-        act = actsym.get(new)
+        act = get(new)
         return lambda replaced: act.module(**kwargs)
     if isinstance(new, type) and issubclass(new, nn.Module) or callable(new):
         return lambda replaced: new(**kwargs)

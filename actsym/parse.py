@@ -134,7 +134,8 @@ def parse_expression(text: str, params: set[str] | frozenset[str] = frozenset())
     try:
         tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as e:
-        raise ExpressionError(f"syntax error in expression at column {e.offset}: {e.msg}") from None
+        hint = "; write Abs(x) for |x|" if text.count("|") >= 2 else ""
+        raise ExpressionError(f"syntax error in expression at column {e.offset}: {e.msg}{hint}") from None
     except (RecursionError, MemoryError, ValueError):
         raise ExpressionError("expression is nested too deeply") from None
     count = sum(1 for _ in ast.walk(tree))
@@ -181,7 +182,18 @@ class _Builder:
             return CONSTANTS[name]
         if name in FUNCTIONS:
             raise ExpressionError(f"{name!r} is a function; call it, e.g. {name}(x)")
+        guess = _did_you_mean(name, [*self.symbols, *CONSTANTS, *FUNCTIONS])
+        if guess:
+            call = f"{guess}(x)" if guess in FUNCTIONS else guess
+            raise ExpressionError(f"unknown name {name!r}; did you mean {call}?")
         raise ExpressionError(f"unknown name {name!r} (declare parameters, e.g. --param {name}=1.0)")
+
+    def _IfExp(self, node, depth):
+        raise ExpressionError(f"'{_text(node.body)} if {_text(node.test)} else {_text(node.orelse)}' is Python; "
+                              f"write Piecewise(({_text(node.body)}, {_text(node.test)}), ({_text(node.orelse)}, True))")
+
+    def _Attribute(self, node, depth):
+        raise ExpressionError(_prefix_hint(node) or f"unsupported syntax: {_describe(node)}")
 
     def _BinOp(self, node, depth):
         if isinstance(node.op, ast.BitXor):
@@ -232,11 +244,16 @@ class _Builder:
 
     def _Call(self, node, depth):
         if not isinstance(node.func, ast.Name):
-            raise ExpressionError(f"unsupported call: {_describe(node.func)}")
+            raise ExpressionError(_prefix_hint(node.func, call=True) or f"unsupported call: {_describe(node.func)}")
         name = node.func.id
         if node.keywords:
             raise ExpressionError(f"keyword arguments are not supported in {name}()")
         if name not in FUNCTIONS:
+            if name in _ALIASES:
+                raise ExpressionError(f"unknown function {name!r}; write {_ALIASES[name]}(...)")
+            guess = _did_you_mean(name, list(FUNCTIONS))
+            if guess:
+                raise ExpressionError(f"unknown function {name!r}; did you mean {guess}(...)?")
             raise ExpressionError(f"unknown function {name!r}; allowed: {', '.join(sorted(FUNCTIONS))}")
         args = [self.build(a, depth) for a in node.args]
         if name != "Piecewise":
@@ -285,6 +302,56 @@ def _power(base, exponent):
         if abs(float(base)) > 1e6:
             raise ExpressionError(f"constant power {base}**{exponent} out of range")
     return sp.Pow(base, exponent)
+
+
+#: other spellings of whitelisted functions (the hint names the whitelisted one)
+_ALIASES = {"ln": "log", "abs": "Abs", "fabs": "Abs", "absolute": "Abs", "max": "Max", "min": "Min",
+            "maximum": "Max", "minimum": "Min", "sign": "sign", "heaviside": "Heaviside", "where": "Piecewise"}
+
+#: module prefixes people paste from NumPy / PyTorch / math / SymPy code
+_PREFIXES = ("np", "numpy", "torch", "math", "F", "nn", "sp", "sympy", "special", "scipy")
+
+
+def _did_you_mean(name: str, known: list[str]) -> str | None:
+    """A known name equal to ``name`` but for case or an alias, else the closest one (difflib), else None."""
+    import difflib
+
+    if name in _ALIASES and _ALIASES[name] in known:
+        return _ALIASES[name]
+    folded = {k.lower(): k for k in known}
+    if name.lower() in folded:
+        return folded[name.lower()]
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.8)
+    return close[0] if close else None
+
+
+def _prefix_hint(node: ast.AST, call: bool = False) -> str | None:
+    """``np.exp`` / ``torch.tanh`` / ``math.pi`` / ``F.relu``: the whitelisted name to write instead."""
+    if not isinstance(node, ast.Attribute):
+        return None
+    base = node.value
+    parts = [node.attr]
+    while isinstance(base, ast.Attribute):  # torch.nn.functional.relu
+        parts.append(base.attr)
+        base = base.value
+    if not (isinstance(base, ast.Name) and base.id in _PREFIXES):
+        return None
+    prefix = ".".join([base.id, *reversed(parts[1:])]) + "."
+    known = list(FUNCTIONS) if call else [*FUNCTIONS, *CONSTANTS]
+    name = _did_you_mean(node.attr, known)
+    if name is None:
+        return f"{prefix}{node.attr} is not available: write plain names without {prefix!r}, e.g. exp(x)"
+    if name in FUNCTIONS and not call:
+        return f"write {name}(...) without the {prefix!r} prefix (not {prefix}{node.attr})"
+    suffix = "(...)" if call else ""
+    return f"write {name}{suffix} without the {prefix!r} prefix (not {prefix}{node.attr}{suffix})"
+
+
+def _text(node: ast.AST) -> str:
+    try:
+        return ast.unparse(node)
+    except Exception:  # noqa: BLE001 - only for the error message
+        return "..."
 
 
 def _describe(node: ast.AST) -> str:

@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from actsym.activation import Activation
-from actsym.derive import branches
+from actsym.branch_points import branch_points
 from actsym.functions import mpmath_namespace
 
 HALF_DTYPES = (torch.float16, torch.bfloat16)
@@ -76,20 +76,7 @@ class Report:
 
 def boundaries(act: Activation) -> list[float]:
     """Parameter-free branch points of f (x values where a Piecewise condition changes)."""
-    pts: set[float] = set()
-    x = act.spec.x
-    for _, cond in branches(act.derivation.f):
-        for rel in cond.atoms(sp.core.relational.Relational):
-            if rel.free_symbols == {x}:
-                try:
-                    for r in sp.solve(sp.Eq(rel.lhs, rel.rhs), x):
-                        if r.is_real:
-                            pts.add(float(r))
-                except NotImplementedError:
-                    pass
-    if act.expr.has(sp.Abs) or act.expr.has(sp.sign):
-        pts.add(0.0)
-    return sorted(pts)
+    return branch_points(act.derivation.f, act.spec.x, act.expr)
 
 
 def _away_from_kinks(act: Activation, lo=-8.0, hi=8.0, margin=1e-2):
@@ -121,6 +108,27 @@ def _hyp(examples: int, derandomize: bool):
         derandomize=derandomize,
         suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow],
     )
+
+
+def failure_detail(err: BaseException, limit: int = 300) -> str:
+    """A failed property in one readable line: the reason (the exception's message with its lines joined,
+    e.g. gradcheck's numerical vs analytical values, not just its first line), then the falsifying input
+    Hypothesis found (``at x0=-0.5``)."""
+    import re
+
+    text = re.sub(r"\s+", " ", str(err)).strip()
+    reason = text or type(err).__name__
+    if not isinstance(err, PropertyFailed):
+        reason = f"{type(err).__name__}: {reason}"
+    if len(reason) > limit:
+        reason = reason[: limit - 1] + "…"
+    example = ""
+    for note in getattr(err, "__notes__", []) or []:
+        m = re.match(r"Falsifying example: \w+\((.*)\)\s*$", str(note), flags=re.S)
+        if m:
+            example = re.sub(r"\s+", " ", m.group(1)).strip().rstrip(",").strip()
+            break
+    return f"{reason}; falsifying input: {example}" if example else reason
 
 
 def _check(cond: bool, message: str):
@@ -416,9 +424,13 @@ def run_suite(act: Activation, settings_: Settings | None = None, only: list[str
     s = settings_ or Settings()
     report = Report(act.name)
     for h in act.hazards:
-        report.notes.append(f"hazard: {h['kind']} at {h['at']} on branch {h['branch']} when {h['when']}; safe: {h['safe']}")
+        from actsym.analysis.hazard_text import hazard_text
+
+        report.notes.append(f"hazard: {hazard_text(h)}")
     for key, pts in act.derivation.removable.items():
         report.notes.append(f"removable singularity of {key} at x = {pts}: Taylor-patched")
+    for key, at in act.derivation.param_removable.items():
+        report.notes.append(f"removable singularity of {key} at {', '.join(at)}: takes its limit there")
     for name, prop in PROPERTIES.items():
         if only and name not in only:
             continue
@@ -426,7 +438,6 @@ def run_suite(act: Activation, settings_: Settings | None = None, only: list[str
         try:
             detail, ok = prop(act, s), True
         except Exception as e:  # noqa: BLE001 - a property failing is a result, not a crash
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            detail, ok = f"{type(e).__name__}: {first}", False
+            detail, ok = failure_detail(e), False
         report.results.append(Result(name, ok, detail, time.perf_counter() - t0))
     return report

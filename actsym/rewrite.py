@@ -12,14 +12,24 @@
   ``1/(1 + exp(u))``                    ``sigmoid(-u)``
   ``exp(u) * sigmoid(-u)``              ``sigmoid(u)``
   ``log(sigmoid(u))``                   ``-softplus(-u)``
+  ``1 - tanh(u)**2``                    ``4*sigmoid(2*u)*sigmoid(-2*u)``
+  ``1 + erf(u)`` / ``1 - erf(u)``       ``2*ndtr(sqrt(2)*u)`` / ``2*ndtr(-sqrt(2)*u)``
+  ``2*ndtr(u) - 1``                     ``erf(u/sqrt(2))``
+  ``cosh(u) - 1`` / ``1 - cos(u)``      ``2*sinh(u/2)**2`` / ``2*sin(u/2)**2``
+  ``sinh(u)**p * cosh(u)**q`` (q < 0)   ``tanh(u)**p * cosh(u)**(p + q)``
+  ``u*sign(u)``                         ``Abs(u)``
+  ``a > b`` (a - b shorter expanded)    ``expand(a - b) > 0``
   ====================================  =====================
+
+Each replaces a difference of nearly equal numbers (or inf/inf) by a form without it; where no fixed rewrite
+is right everywhere, :mod:`actsym.regimes` chooses between forms by measurement.
 """
 
 from __future__ import annotations
 
 import sympy as sp
 
-from actsym.functions import expm1, log1p, sigmoid, softplus
+from actsym.functions import expm1, log1p, ndtr, sigmoid, softplus
 
 
 def canonicalize(expr: sp.Expr) -> sp.Expr:
@@ -120,15 +130,44 @@ def stabilize(expr: sp.Basic) -> sp.Basic:
     return _rewrite_node(expr)
 
 
+_ORDER = (sp.StrictLessThan, sp.LessThan, sp.StrictGreaterThan, sp.GreaterThan)
+
+
+def _rewrite_relational(rel):
+    """``a > b`` as ``expand(a - b) > 0`` when the difference is shorter: ``alpha*(x + c) - c >
+    alpha*(x - c) + c`` (from a Max) compares two huge nearly equal numbers at x = 1e26 and picks a branch
+    at random; ``2*alpha*c - 2*c > 0`` has no x left."""
+    if not isinstance(rel, _ORDER) or rel.rhs == 0:
+        return None
+    d = sp.expand(rel.lhs - rel.rhs)
+    if sp.count_ops(d) < sp.count_ops(rel.lhs) + sp.count_ops(rel.rhs):
+        return rel.func(d, 0)
+    return None
+
+
+def _rewrite_sign_product(m: sp.Mul):
+    """``u*sign(u)`` as ``|u|`` (what ``together`` needs to see that ``|x| + 1 - x*sign(x)`` is 1)."""
+    for f in m.args:
+        if isinstance(f, sp.sign) and f.args[0] in m.args:
+            rest = list(m.args)
+            rest.remove(f)
+            rest.remove(f.args[0])
+            return sp.Mul(*rest) * sp.Abs(f.args[0])
+    return None
+
+
 def _rewrite_node(e: sp.Basic) -> sp.Basic:
+    if e.is_Relational:
+        new = _rewrite_relational(e)
+        return e if new is None else new
     if isinstance(e, sp.log):
         return _rewrite_log(e.args[0]) or e
     if e.is_Add:
-        return _rewrite_expm1(e) or e
+        return _rewrite_constant_pair(e) or e
     if e.is_Pow:
         return _rewrite_sigmoid_pow(e) or e
     if e.is_Mul:
-        return _rewrite_exp_times_sigmoid(e) or e
+        return _rewrite_exp_times_sigmoid(e) or _rewrite_sinh_cosh(e) or _rewrite_sign_product(e) or e
     return e
 
 
@@ -144,16 +183,52 @@ def _rewrite_log(arg: sp.Expr):
     return None
 
 
-def _rewrite_expm1(add: sp.Expr):
+def _pair_rules(const, coeff, factor):
+    """c + k*factor (one term of a sum) as a cancellation-free expression, or None."""
+    if isinstance(factor, sp.exp) and coeff == -const:  # c - c*exp(u) = -c*expm1(u)
+        return coeff * expm1(factor.args[0])
+    if factor.is_Pow and factor.exp == 2 and isinstance(factor.base, sp.tanh) and coeff == -const:
+        u = factor.base.args[0]
+        return 4 * const * sigmoid(2 * u) * sigmoid(-2 * u)  # c*(1 - tanh(u)**2) = c*sech(u)**2
+    if isinstance(factor, sp.erf) and abs(coeff) == abs(const):
+        u = factor.args[0]  # c*(1 + erf(u)) = 2*c*ndtr(sqrt(2)*u); SymPy would turn erfc(-u) into 2 - erfc(u)
+        return 2 * const * ndtr(sp.sqrt(2) * (u if coeff == const else -u))
+    if isinstance(factor, ndtr) and coeff == -2 * const:  # k*(2*ndtr(u) - 1) = k*erf(u/sqrt(2)): no cancellation
+        return coeff / 2 * sp.erf(factor.args[0] / sp.sqrt(2))
+    if isinstance(factor, sp.cosh) and coeff == -const:
+        return 2 * coeff * sp.sinh(factor.args[0] / 2) ** 2
+    if isinstance(factor, sp.cos) and coeff == -const:
+        return 2 * const * sp.sin(factor.args[0] / 2) ** 2
+    return None
+
+
+def _rewrite_constant_pair(add: sp.Expr):
     const, rest = add.as_coeff_Add()
     if const == 0:
         return None
     terms = sp.Add.make_args(rest)
     for i, term in enumerate(terms):
         coeff, factor = term.as_coeff_Mul()
-        if isinstance(factor, sp.exp) and coeff == -const:
-            others = terms[:i] + terms[i + 1 :]
-            return coeff * expm1(factor.args[0]) + sp.Add(*others)
+        new = _pair_rules(const, coeff, factor)
+        if new is not None:
+            return new + sp.Add(*(terms[:i] + terms[i + 1 :]))
+    return None
+
+
+def _rewrite_sinh_cosh(m: sp.Mul):
+    powers = {}
+    for f in m.args:
+        base, e = f.as_base_exp()
+        if isinstance(base, (sp.sinh, sp.cosh)) and e.is_number:
+            powers[(type(base), base.args[0])] = (f, e)
+    for (kind, u), (f, p) in powers.items():
+        if kind is not sp.sinh or not p > 0:
+            continue
+        g = powers.get((sp.cosh, u))
+        if g is None or not g[1] < 0:
+            continue
+        rest = [h for h in m.args if h is not f and h is not g[0]]
+        return sp.Mul(*rest) * sp.tanh(u) ** p * sp.cosh(u) ** (p + g[1])
     return None
 
 

@@ -52,7 +52,7 @@ def main(argv=None) -> int:
         try:
             cells = row(actsym.get(n), args.points)
         except Exception as e:  # noqa: BLE001 - a refused entry is a row, not a crash
-            cells = [n, f"refused: {str(e).splitlines()[0][:80]}"] + [""] * (len(head) - 2)
+            cells = [n, f"refused: {(str(e).splitlines() or [type(e).__name__])[0][:80]}"] + [""] * (len(head) - 2)
         lines.append("| " + " | ".join(cells) + " |")
         print(lines[-1], flush=True)
     meta = (f"Measured {time.strftime('%Y-%m-%d')} with `python bench/accuracy.py --points {args.points}` on "

@@ -10,7 +10,7 @@
 # gx           grad * df/dx = grad * Piecewise((1, x >= 0), (exp(2*a)/(x - exp(a))**2, True))
 # g_a          sum over x (per channel) of grad * df/da = grad * Piecewise((0, x >= 0), (-x**2*exp(a)/(x
 #              - exp(a))**2, True))
-# ops          forward 6, backward 16 (after CSE)
+# ops          forward 6, backward 27 (after CSE)
 # hash         7758807037c5fd20
 # --------------------------------------------------------------------------------------------------------
 """Exponential: x for x >= 0, e^a x/(e^a - x) below (learnable a): fused Triton kernels (forward; backward = grad_x and parameter grads in one pass)."""
@@ -109,13 +109,19 @@ def exponential_bwd_kernel(grad_ptr, x_ptr, p_a_ptr, gx_ptr, g_p_a_ptr, M, K, C,
         m0 = (x >= 0)
         m1 = ~(m0)
         xs0 = tl.where(m1, x, tl.full((), -0.5, COMPUTE))
-        t0 = tl.exp(p_a)
-        t1 = 1.0/((-t0 + xs0)*(-t0 + xs0))
+        m2 = (x < -1000000000000000)
+        xs1 = tl.where(m2, x, tl.full((), -1000000000000000.5, COMPUTE))
+        m3 = (m0) & (~(m2))
+        m4 = (~(m0)) & (~(m2))
+        xs2 = tl.where(m4, x, tl.full((), -500000000000000, COMPUTE))
+        t0 = tl.exp(p_a*2)
+        t1 = tl.exp(p_a)
+        t3 = t1 - xs1
         if NEED_X:
-            gx = grad*tl.where(m0, tl.full((), 1, COMPUTE), t1*tl.exp(p_a*2))
+            gx = grad*tl.where(m0, tl.full((), 1, COMPUTE), t0/((-t1 + xs0)*(-t1 + xs0)))
             tl.store(gx_ptr + _offs, gx.to(gx_ptr.dtype.element_ty), mask=_valid)
         if NEED_p_a:
-            acc_p_a += tl.where(_valid, grad*tl.where(m0, tl.full((), 0, COMPUTE), -t0*t1*(xs0*xs0)), 0.0)
+            acc_p_a += tl.where(_valid, grad*tl.where(m2, -t0*xs1/(t3*t3) + t1*xs1/t3, tl.where(m3, tl.full((), 0, COMPUTE), -t1*(xs2*xs2)/((-t1 + xs2)*(-t1 + xs2)))), 0.0)
     if NEED_p_a:
         _store_partial(g_p_a_ptr, acc_p_a, _pid, NK, M, K, AXIS, BM, BK, INDEX64)
 

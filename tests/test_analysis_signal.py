@@ -127,8 +127,9 @@ def test_init_weights_keeps_deep_relu_variance():
 def test_cli_handler(capsys):
     import argparse
 
-    from actsym.analysis.signal import add_signal_arguments, cmd_signal, signal_lines
+    from actsym.analysis.signal import signal_lines
     from actsym.cli import UsageError
+    from actsym.cli.analysis import add_signal_arguments, cmd_signal
 
     p = argparse.ArgumentParser()
     add_signal_arguments(p)

@@ -12,6 +12,8 @@ import fuzz_grammar as fg
 import pytest
 from hypothesis import HealthCheck, given, settings
 
+from actsym.budget import DEFAULT_BUDGET
+
 EXAMPLES = int(os.environ.get("ACTSYM_FUZZ_EXAMPLES", "40"))
 _OUTCOMES: list = []
 
@@ -40,8 +42,9 @@ ENTRIES = fg.load_corpus()
 
 @pytest.mark.parametrize("entry", ENTRIES, ids=[f"{i}:{e['expr'][:50]}" for i, e in enumerate(ENTRIES)])
 def test_regression_corpus(entry):
-    """Each reproducer: right code on every path (or, where the entry says so, a clean refusal)."""
-    outcome = fg.run_case(entry, budget=20.0)
+    """Each reproducer: right code on every path (or, where the entry says so, a clean refusal), within the
+    budget a user gets (the documented default: some reproducers need ~20 s of symbolic work)."""
+    outcome = fg.run_case(entry, budget=DEFAULT_BUDGET)
     if entry.get("expect") == "known-wrong":
         # an open generator bug: the self-check must keep catching it (the user gets a one-line refusal, never
         # the wrong code); once the generator is fixed this fails and the entry goes back to "ok"

@@ -9,6 +9,7 @@ import pytest
 import torch
 from torch import nn
 
+from actsym.cli import harness as cli_harness
 from actsym.harness import evaluate, recipes, report
 from actsym.harness.activations import ActivationHandle, resolve
 from actsym.harness.evaluate import run_eval
@@ -131,17 +132,17 @@ def test_cli_handlers(tmp_path, capsys):
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="cmd")
     p_eval, p_rep = sub.add_parser("eval"), sub.add_parser("report")
-    evaluate.add_eval_arguments(p_eval)
-    evaluate.add_report_arguments(p_rep)
+    cli_harness.add_eval_arguments(p_eval)
+    cli_harness.add_report_arguments(p_rep)
     db, out = str(tmp_path / "r.sqlite"), str(tmp_path / "rep")
     args = parser.parse_args(["eval", "tanh", "--recipe", "mnist-mlp", "--epochs", "1", "--baselines", "relu",
                               "--dataset", "mnist-subset", "--train-limit", "200", "--test-limit", "100",
                               "--db", db, "--out", out, "--quiet", "--device", "cpu", "--set", "batch_size=50"])
-    assert evaluate.cmd_eval(args) == 0
+    assert cli_harness.cmd_eval(args) == 0
     assert "report:" in capsys.readouterr().out
-    assert evaluate.cmd_report(parser.parse_args(["report", "--db", db, "--out", out, "--list"])) == 0
+    assert cli_harness.cmd_report(parser.parse_args(["report", "--db", db, "--out", out, "--list"])) == 0
     assert "mnist-mlp" in capsys.readouterr().out
-    assert evaluate.cmd_report(parser.parse_args(["report", "--db", db, "--out", out + "2"])) == 0
+    assert cli_harness.cmd_report(parser.parse_args(["report", "--db", db, "--out", out + "2"])) == 0
     md = next((tmp_path / "rep2").rglob("report.md")).read_text()
     assert "Embedded MNIST subset used" in md and "Data limited" in md
 

@@ -8,7 +8,8 @@ import sympy as sp
 
 import actsym
 from actsym.cli import UsageError
-from actsym.viz.plots import _grid, activation_png, add_plot_arguments, cmd_plot, mathtext, plot_activation
+from actsym.cli.analysis import add_plot_arguments, cmd_plot
+from actsym.viz.plots import _grid, activation_png, mathtext, plot_activation
 
 
 def test_plot_files_nonempty_and_svg_reproducible(tmp_path):

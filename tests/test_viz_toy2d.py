@@ -7,17 +7,9 @@ import pytest
 import torch
 
 from actsym.cli import UsageError
+from actsym.cli.analysis import add_toy2d_arguments, cmd_toy2d
 from actsym.viz import animate
-from actsym.viz.toy2d import (
-    DATASETS,
-    ToyMLP,
-    activation_factory,
-    add_toy2d_arguments,
-    cmd_toy2d,
-    make_dataset,
-    run,
-    toy2d,
-)
+from actsym.viz.toy2d import DATASETS, ToyMLP, activation_factory, make_dataset, run, toy2d
 
 TINY = {"snapshots": 2, "grid_lines": 4, "grid_points": 6, "n_train": 40, "n_test": 40, "layer_steps": 2, "hold": 0}
 

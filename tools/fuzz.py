@@ -1,6 +1,7 @@
 """Long grammar-fuzzing runs against the independent oracle (actsym.verify).
 
     python tools/fuzz.py --minutes 10 [--seed 1] [--out tests/corpus/regressions.json] [--no-shrink]
+    python tools/fuzz.py --minutes 600 --count 10000 --no-shrink --log fuzz.jsonl   # the 10,000-expression run
 
 Random activation expressions come from the Hypothesis strategies in ``tests/fuzz_grammar.py`` (the same ones
 the CI run uses); each ends ok, refused (a clean one-line ExpressionError, by stage), wrong (a path disagrees
@@ -12,6 +13,7 @@ note) to the regression corpus that ``tests/test_fuzz.py`` replays. Prints a pro
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import sys
 import time
@@ -33,6 +35,41 @@ def signature(outcome) -> str:
     return f"{outcome.status}|{outcome.stage}|{msg[:90]}"
 
 
+#: refusals of input that is wrong by design, not of a valid expression: a parameter named like a module
+#: option, a declared parameter the expression does not use, an expression without x, ...
+INVALID_INPUT = ("is an option of generated modules", "do not appear in the expression", "does not depend on x",
+                 "is a Python keyword", "is reserved", "shadows")
+#: "ordinary" expressions (issue 9: refusals of valid, ordinary ones stay below 2 %)
+ORDINARY_DEPTH = 6
+ORDINARY_EXPONENT = 10
+
+
+def _tree_depth(e) -> int:
+    return 1 + max((_tree_depth(a) for a in e.args), default=0) if e.args else 0
+
+
+def ordinary(case) -> bool:
+    """Nesting depth <= 6 (of the SymPy tree as parsed) and no numeric power beyond 10 in magnitude."""
+    import sympy as sp
+
+    from actsym.parse import parse_expression
+
+    try:
+        e = parse_expression(case["expr"], params=set(case["params"]))
+    except Exception:  # noqa: BLE001 - not parseable: not an ordinary valid expression
+        return False
+    if _tree_depth(e) > ORDINARY_DEPTH:
+        return False
+    return not any(p.exp.is_Number and abs(float(p.exp)) > ORDINARY_EXPONENT for p in e.atoms(sp.Pow))
+
+
+def refusal_kind(case, outcome) -> str:
+    """'invalid input' (refused by design), 'ordinary' (a valid, ordinary expression refused) or 'hard'."""
+    if any(k in outcome.message for k in INVALID_INPUT):
+        return "invalid input"
+    return "ordinary" if ordinary(case) else "hard"
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--minutes", type=float, default=5.0)
@@ -42,6 +79,8 @@ def main(argv=None) -> int:
     ap.add_argument("--max-depth", type=int, default=6)
     ap.add_argument("--no-shrink", action="store_true", help="record failures as found (faster)")
     ap.add_argument("--no-extra", action="store_true", help="skip vmap(grad)/gradcheck/d2f paths")
+    ap.add_argument("--count", type=int, default=0, help="stop after this many distinct expressions (0: no limit)")
+    ap.add_argument("--log", default="", help="append every outcome as one JSON line to this file")
     args = ap.parse_args(argv)
 
     end = time.monotonic() + 60 * args.minutes
@@ -50,15 +89,27 @@ def main(argv=None) -> int:
     bar = tqdm(total=int(60 * args.minutes), unit="s", bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} s {postfix}")
     last = [time.monotonic()]
     seen: set = set()
+    kinds: dict[str, int] = {}
 
     class TimeUp(Exception):
         pass
+
+    log = open(args.log, "a") if args.log else None  # noqa: SIM115 - open for the whole run
 
     def record(case, outcome):
         key = (case["name"], case["expr"], tuple(sorted(case["params"].items())))
         if key not in seen:
             seen.add(key)
             outcomes.append(outcome)
+            kind = refusal_kind(case, outcome) if outcome.status == "refused" else ""
+            if kind:
+                kinds[kind] = kinds.get(kind, 0) + 1
+            if kind != "invalid input" and ordinary(case):
+                kinds["valid ordinary"] = kinds.get("valid ordinary", 0) + 1
+            if log:
+                log.write(json.dumps({**case, "status": outcome.status, "stage": outcome.stage, "kind": kind,
+                                      "message": outcome.message, "seconds": round(outcome.seconds, 3)}) + "\n")
+                log.flush()
         if outcome.status in ("wrong", "crashed"):
             sig = signature(outcome)
             best = smallest.get(sig)
@@ -81,7 +132,7 @@ def main(argv=None) -> int:
                   suppress_health_check=list(HealthCheck), report_multiple_bugs=False)
         @given(fg.activations(max_depth=args.max_depth))
         def fuzz(case):
-            if time.monotonic() > end:
+            if time.monotonic() > end or (args.count and len(outcomes) >= args.count):
                 raise TimeUp
             outcome = fg.run_case(case, budget=args.budget, extra=not args.no_extra)
             record(case, outcome)
@@ -99,6 +150,11 @@ def main(argv=None) -> int:
     bar.close()
 
     print(fg.summarize(outcomes))
+    if outcomes:
+        n_ord = kinds.get("valid ordinary", 0)
+        print(f"refusals: {kinds.get('invalid input', 0)} of invalid input (by design), {kinds.get('hard', 0)} of "
+              f"deep or huge-exponent expressions, {kinds.get('ordinary', 0)} of valid ordinary ones "
+              f"({100 * kinds.get('ordinary', 0) / max(n_ord, 1):.2f} % of the {n_ord} valid ordinary expressions)")
     refusals: dict[str, int] = {}
     for o in outcomes:
         if o.status == "refused":

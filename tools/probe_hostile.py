@@ -183,7 +183,7 @@ def main() -> int:
     import actsym  # noqa: F401 - imported once before forking (children start warm)
     import actsym.cli
 
-    actsym.cli.build_parser()  # imports the analysis/viz modules the parser registers
+    actsym.cli.build_parser()  # every subcommand's arguments: imports the modules they need (recipes, viz)
     from actsym.codegen import eager, triton_backend, writer  # noqa: F401
 
     budget = float(os.environ.get("ACTSYM_BUDGET", "30") or 30)

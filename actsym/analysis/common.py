@@ -14,13 +14,13 @@ def as_activation(act: Activation | str) -> Activation:
     """An :class:`Activation`, a catalog name, or an expression in ``x`` (defined as ``custom``)."""
     if isinstance(act, Activation):
         return act
-    import actsym
+    from actsym.api import define, get, names
 
     if not isinstance(act, str):
         raise TypeError(f"expected an Activation, a catalog name or an expression, got {type(act).__name__}")
-    if act in actsym.names():
-        return actsym.get(act)
-    return actsym.define("custom", act)
+    if act in names():
+        return get(act)
+    return define("custom", act)
 
 
 def param_values(act: Activation, overrides: Mapping[str, float] | None = None) -> dict[str, float]:

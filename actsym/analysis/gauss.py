@@ -67,9 +67,9 @@ def _nodes(breaks_z: list[float], half_range: float) -> tuple[np.ndarray, np.nda
 
 @functools.lru_cache(maxsize=128)
 def _kinks(act: Activation) -> tuple[float, ...]:
-    from actsym.properties import boundaries
+    from actsym.branch_points import branch_points
 
-    return tuple(boundaries(act))
+    return tuple(branch_points(act.derivation.f, act.spec.x, act.expr))
 
 
 def kinks_of(act: Activation) -> list[float]:
@@ -85,7 +85,7 @@ def moments(
     breaks: list[float] | None = None,
 ) -> Moments:
     """E[f(x)], E[f(x)^2], E[f'(x)^2] for x ~ N(loc, q) by quadrature (parameters at their inits unless
-    given). ``breaks``: kinks of f (default: :func:`actsym.properties.boundaries`)."""
+    given). ``breaks``: kinks of f (default: :func:`actsym.branch_points.branch_points`)."""
     fn = pointwise(act, params)
     scale = float(np.sqrt(q))
     if scale == 0.0:

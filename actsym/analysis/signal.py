@@ -53,9 +53,9 @@ _TORCH_NAMES = {"relu": ("relu", None), "tanh": ("tanh", None), "sigmoid": ("sig
 
 def selu() -> Activation:
     """SELU declared with its standard constants (both fixed)."""
-    import actsym
+    from actsym.api import define
 
-    return actsym.define(
+    return define(
         "selu", "scale*Piecewise((x, x > 0), (alpha*(exp(x) - 1), True))",
         params={"scale": (SELU_SCALE, False), "alpha": (SELU_ALPHA, False)},
         reference="Klambauer et al., arXiv:1706.02515",
@@ -321,40 +321,3 @@ def _regime(c: float) -> str:
 def signal_lines(act: Activation | str) -> list[str]:
     """Lines for ``actsym show`` (no edge-of-chaos search; about a second)."""
     return format_signal_report(signal_report(act)).splitlines()
-
-
-# ------------------------------------------------------------------------------------------------------
-# CLI: ``actsym signal NAME|EXPR``
-# ------------------------------------------------------------------------------------------------------
-
-
-def add_signal_arguments(parser) -> None:
-    from actsym.cli import add_activation_arguments
-
-    add_activation_arguments(parser, "catalog name or expression in x")
-    parser.add_argument("--no-symbolic", action="store_true", help="skip the exact SymPy integrals")
-    parser.add_argument("--edge-of-chaos", action="store_true",
-                        help="also search the σ_w² with χ(q*) = 1 (for σ_b² = 0, or --sigma-b2)")
-    parser.add_argument("--sigma-b2", type=float, default=None, metavar="S",
-                        help="bias variance for the edge-of-chaos search (implies --edge-of-chaos)")
-
-
-def cmd_signal(args) -> int:
-    from actsym.cli import resolve_activation
-
-    if args.sigma_b2 is not None and not (args.sigma_b2 >= 0 and math.isfinite(args.sigma_b2)):
-        from actsym.cli import UsageError
-
-        raise UsageError("--sigma-b2 must be a finite number >= 0")
-    act = resolve_activation(args)
-    print(format_signal_report(signal_report(act, symbolic=not args.no_symbolic)), end="")
-    if args.edge_of_chaos or args.sigma_b2 is not None:
-        sb2 = args.sigma_b2 or 0.0
-        crit = critical_sigma_w2(act, sb2)
-        if crit is None:
-            print(f"  edge of chaos    none for σ_w² in [0.05, 20] at σ_b² = {sb2:g}")
-        else:
-            fp = fixed_point(act, crit, sb2)
-            print(f"  edge of chaos    σ_w² = {crit:.6g} (σ_w = {math.sqrt(crit):.6g}) at σ_b² = {sb2:g}, "
-                  f"q* = {fp.q:.6g}")
-    return 0

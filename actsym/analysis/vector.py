@@ -191,10 +191,10 @@ def _g_text(g) -> tuple[str, tuple[tuple[str, float], ...]]:
 def _compiled(text: str, params: tuple[tuple[str, float], ...]) -> tuple[Activation, VectorDerivation, _Ops]:
     """g as an Activation (parameters fixed: they shape the normalization, they are not trained here),
     its vector derivation and the numeric ops. Cached, so modules stay cheap and picklable."""
-    import actsym
+    from actsym.api import define
 
     tag = hashlib.sha256(f"{text}|{params}".encode()).hexdigest()[:10]
-    act = actsym.define(f"vec_g_{tag}", text, params=dict(params), fixed=tuple(k for k, _ in params))
+    act = define(f"vec_g_{tag}", text, params=dict(params), fixed=tuple(k for k, _ in params))
     derivation = derive_vector(act)
     rate = derivation.log_rate
     return act, derivation, _Ops(act, float(rate) if rate is not None else None)

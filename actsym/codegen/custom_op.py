@@ -32,10 +32,14 @@ import os
 import threading
 import types
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
-from actsym.activation import Activation, load_source
+from actsym.loader import load_source
+
+if TYPE_CHECKING:  # annotations only: the runtime layer (activation) is above codegen
+    from actsym.activation import Activation
 
 NAMESPACE = "actsym"
 _LOCK = threading.Lock()

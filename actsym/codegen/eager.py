@@ -14,12 +14,18 @@ import textwrap
 import sympy as sp
 
 from actsym import __version__
+from actsym.branch_points import branch_points
+from actsym.codegen import native
 from actsym.codegen.emit import Namer, emit_inplace, emit_out_of_place, kernel_from_program
 from actsym.codegen.lower import Program, lower
 from actsym.derivation import Derivation
 
-GENERATOR = f"actsym {__version__} eager-torch/3"
+GENERATOR = f"actsym {__version__} eager-torch/4"
 HEADER_WIDTH = 106
+
+
+def _header_label(key: str) -> str:
+    return "f" if key == "f" else f"df/d{key}"
 
 
 def _comment_block(label: str, text: str) -> list[str]:
@@ -36,6 +42,38 @@ def _kernel_lines(prog: Program, inputs) -> tuple[list[str], list[str]]:
     oop = emit_out_of_place(k, Namer(reserved))
     inp = emit_inplace(k, Namer(reserved))
     return ["    " + ln for ln in oop], ["    " + ln for ln in inp]
+
+
+def _native_body(code: str, fmts: tuple[str, ...], body: list[str]) -> list[str]:
+    """The in-place body with PyTorch's fused kernel in front of it for the formats it was verified in
+    (float16/bfloat16 arrive here as float32); the generated code stays for the other formats."""
+    if not fmts:
+        return body
+    if set(fmts) == set(native.FORMATS):
+        return [f"    return {code}"]
+    cond = " or ".join(f"x.dtype == torch.{f}" for f in fmts)
+    return [f"    if {cond}:", f"        return {code}", *body]
+
+
+def _native_constants(twin) -> list[str]:
+    """``NATIVE``: which PyTorch op is this activation's twin and where it runs (see the header's "native");
+    ``_NATIVE``: the dtypes where the module *is* that op (f, df/dx and d2f/dx2 all verified)."""
+    if twin is None:
+        return ["NATIVE = None"]
+    def tup(items):
+        items = list(items)
+        return "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"
+
+    def q(fmts):
+        return [f'"{f}"' for f in fmts]
+
+    return [
+        f'NATIVE = {{"op": "{twin.twin.name}", "value": {tup(q(twin.value_dtypes))}, "grad_x": {tup(q(twin.grad_dtypes))}, '
+        f'"module": {tup(q(twin.whole_dtypes))}}}',
+        "_NATIVE = " + tup(f"torch.{f}" for f in twin.whole_dtypes),
+        "_NATIVE_VALUE = " + tup(f"torch.{f}" for f in twin.value_dtypes),
+        "_NATIVE_GRAD = " + tup(f"torch.{f}" for f in twin.grad_dtypes),
+    ]
 
 
 def regenerate_hint(spec) -> str:
@@ -82,6 +120,10 @@ def render(d: Derivation) -> str:
     gx_oop, gx_inp = _kernel_lines(gx, [gin, xin, *psyms])
     if pnames:
         gall_oop, gall_inp = _kernel_lines(gall, [gin, xin, *psyms])
+    twin = native.find(spec, x, d.patched["x"], lambda: branch_points(d.f, x, spec.expr))
+    if twin is not None:
+        fwd_inp = _native_body(twin.twin.value.format(x="x"), twin.value_dtypes, fwd_inp)
+        gx_inp = _native_body(twin.twin.grad.format(x="x", g=grad_name), twin.grad_dtypes, gx_inp)
 
     lines: list[str] = []
     lines += ["# " + "-" * (HEADER_WIDTH - 2)]
@@ -99,8 +141,14 @@ def render(d: Derivation) -> str:
         lines += _comment_block(f"df/d{p}", sp.sstr(d.grads[p]))
     for key, pts in d.removable.items():
         lines += _comment_block("limits", f"{key}: removable singularity at x = {pts} -> Taylor patch")
+    for key, note in d.regimes.items():
+        lines += _comment_block("accuracy", f"{_header_label(key)}: {note}")
+    for key, at in d.param_removable.items():
+        lines += _comment_block("limits", f"{key}: removable singularity at {', '.join(at)} -> its limit there")
     for h in d.hazards:
         lines += _comment_block("hazard", f"{h['kind']} at {h['at']} on branch {h['branch']} when {h['when']}; safe: {h['safe']}")
+    if twin is not None:
+        lines += _comment_block("native", f"{twin.twin.name}: {twin.describe()}")
     lines += _comment_block("ops", f"forward {fwd.op_count()}, backward {gall.op_count()} (after CSE)")
     lines += _comment_block("hash", spec.source_hash(GENERATOR))
     lines += ["# " + "-" * (HEADER_WIDTH - 2)]
@@ -111,6 +159,7 @@ def render(d: Derivation) -> str:
     lines += ["PARAMS = {" + ", ".join(f'"{k}": {v.init!r}' for k, v in spec.params.items()) + "}"]
     lines += ["LEARNABLE = (" + "".join(f'"{k}", ' for k, v in spec.params.items() if v.learnable) + ")"]
     lines += ["_HALF = (torch.float16, torch.bfloat16)"]
+    lines += _native_constants(twin)
     lines += ['BACKENDS = ("eager", "compile")', "_COMPILED = {}  # function -> torch.compile'd function (backend \"compile\")", "", ""]
 
     lines += ["# " + "-" * 40 + " out of place: differentiable (double backward, torch.func, torch.compile)"]
@@ -127,20 +176,24 @@ def render(d: Derivation) -> str:
     lines += ["# " + "-" * 40 + " in place: the same operations, run while autograd is not recording"]
     lines += ["# (buffers are allocated once and mutated; inputs are never written)", "", ""]
     doc = '    """Same result as {0}, computed in place on buffers it allocates; not differentiable."""'
-    lines += [f"def {spec.name}_value_nograd({sig}):", doc.format(f"{spec.name}_value")]
+    ndoc = ('    """Same result as {0}: PyTorch\'s fused kernel where it was verified (see "native" above), else '
+            'computed in place on buffers it allocates; not differentiable."""')
+    vdoc = ndoc if twin is not None and twin.value_dtypes else doc
+    gdoc = ndoc if twin is not None and twin.grad_dtypes else doc
+    lines += [f"def {spec.name}_value_nograd({sig}):", vdoc.format(f"{spec.name}_value")]
     lines += fwd_inp + ["", ""]
-    lines += [f"def {spec.name}_grad_x_nograd({gsig}):", doc.format(f"{spec.name}_grad_x")]
+    lines += [f"def {spec.name}_grad_x_nograd({gsig}):", gdoc.format(f"{spec.name}_grad_x")]
     lines += gx_inp + ["", ""]
     if pnames:
         lines += [f"def {spec.name}_grad_all_nograd({gsig}):", doc.format(f"{spec.name}_grad_all")]
         lines += gall_inp + ["", ""]
 
-    lines += _function_class(spec.name, spec.class_name, pnames)
+    lines += _function_class(spec.name, spec.class_name, pnames, twin)
     lines += _functional_and_module(spec)
     return "\n".join(lines).rstrip() + "\n"
 
 
-def _function_class(name: str, cname: str, pnames: list[str]) -> list[str]:
+def _function_class(name: str, cname: str, pnames: list[str], twin=None) -> list[str]:
     """The autograd.Function. Its bodies use only fixed names (``x``, ``args``, ``ctx``, ``grad``, ...) and
     module-level helpers (``_``-prefixed): parameter names never appear in them, so none can collide."""
     n = len(pnames)
@@ -159,7 +212,7 @@ def _function_class(name: str, cname: str, pnames: list[str]) -> list[str]:
         "    def forward(x, *args):",
         f"        up = [_upcast(t) for t in (x, *args[:{n}])]" if n else "        up = [_upcast(x)]",
         f'        value = _kernel(args[{n}] if len(args) > {n} else "eager", {name}_value, {name}_value_nograd, *up)',
-        "        return value(*up).to(x.dtype)",
+        "        return _cast(value(*up), x.dtype)",
         "",
         "    @staticmethod",
         "    def setup_context(ctx, inputs, output):",
@@ -179,19 +232,19 @@ def _function_class(name: str, cname: str, pnames: list[str]) -> list[str]:
             "        if not needs[0]:",
             "            return (None, *tail)",
             f"        grad_x = _kernel(ctx.backend, {name}_grad_x, {name}_grad_x_nograd, *up, grad_)",
-            "        return (grad_x(grad_, *up).to(saved[0].dtype), *tail)",
+            "        return (_cast(grad_x(grad_, *up), saved[0].dtype), *tail)",
             "",
             "",
         ]
-        return lines + _fast_apply(cname)
+        return lines + _native_function(name, cname, twin) + _fast_apply(cname, twin)
     lines += [
         f"        if not any(needs[1:{n + 1}]):",
         f"            grad_x = _kernel(ctx.backend, {name}_grad_x, {name}_grad_x_nograd, *up, grad_)",
-        f"            return (grad_x(grad_, *up).to(saved[0].dtype), *(None,) * {n}, *tail)",
+        f"            return (_cast(grad_x(grad_, *up), saved[0].dtype), *(None,) * {n}, *tail)",
         f"        grad_all = _kernel(ctx.backend, {name}_grad_all, {name}_grad_all_nograd, *up, grad_)",
         "        gx, *gps = grad_all(grad_, *up)",
         "        return (",
-        "            gx.to(saved[0].dtype) if needs[0] else None,",
+        "            _cast(gx, saved[0].dtype) if needs[0] else None,",
         "            *(_reduce(g, p) if need else None for g, p, need in zip(gps, saved[1:], needs[1:])),",
         "            *tail,",
         "        )",
@@ -201,10 +254,50 @@ def _function_class(name: str, cname: str, pnames: list[str]) -> list[str]:
     return lines + _fast_apply(cname)
 
 
-def _fast_apply(cname: str) -> list[str]:
+def _native_function(name: str, cname: str, twin) -> list[str]:
+    """A lean Function for the dtypes where PyTorch's fused forward was verified (``NATIVE["value"]``):
+    the same math and the same saved tensor (x) as the main Function, with none of its dispatch (per-call
+    cost: ~1.3x the native module on 100x100 tensors instead of ~1.7x). Backward is the fused kernel where
+    it was verified too and autograd is not recording; else the generated code (double backward)."""
+    if twin is None or not twin.value_dtypes:
+        return []
+    grad = twin.twin.grad.format(x="x", g="grad")
+    return [
+        f"class _{cname}Native(torch.autograd.Function):",
+        f'    """{cname}Function on PyTorch\'s fused kernels (see "native" above), for x.dtype in _NATIVE_VALUE."""',
+        "",
+        "    @staticmethod",
+        "    def forward(ctx, x):",
+        "        ctx.save_for_backward(x)",
+        f"        return {twin.twin.value.format(x='x')}",
+        "",
+        "    @staticmethod",
+        "    def backward(ctx, grad):",
+        "        (x,) = ctx.saved_tensors",
+        "        if x.dtype in _NATIVE_GRAD and not torch.is_grad_enabled():",
+        f"            return {grad}",
+        f"        grad_x = _kernel(\"eager\", {name}_grad_x, {name}_grad_x_nograd, x, grad)",
+        "        return grad_x(grad, x)",
+        "",
+        "",
+    ]
+
+
+def _fast_apply(cname: str, twin=None) -> list[str]:
     """An old-style twin of the Function (``Function.apply`` binds setup_context-style signatures with
     ``inspect`` on every call, ~60 us) and ``_apply``, which uses the twin unless a torch.func transform
-    needs the setup_context form."""
+    needs the setup_context form. With a native twin (parameter-free only), ``_apply`` calls PyTorch's op
+    itself for x.dtype in ``_NATIVE`` (f, df/dx and d2f/dx2 all verified: the module *is* that op) and
+    the lean native Function for x.dtype in ``_NATIVE_VALUE``."""
+    shortcut = []
+    if twin is not None and twin.whole_dtypes:
+        shortcut += [
+            '    if x.dtype in _NATIVE and args[0] == "eager":',
+            f"        return {twin.twin.value.format(x='x')}",
+        ]
+    lean = []
+    if twin is not None and twin.value_dtypes:
+        lean = ['    if x.dtype in _NATIVE_VALUE and args[0] == "eager":', f"        return _{cname}Native.apply(x)"]
     return [
         f"class _{cname}FunctionCtx(torch.autograd.Function):",
         f'    """{cname}Function with an old-style ``forward(ctx, ...)``: same math, cheaper ``apply``."""',
@@ -221,8 +314,10 @@ def _fast_apply(cname: str) -> list[str]:
         "    if not (isinstance(x, torch.Tensor) and x.is_floating_point()):",
         "        what = x.dtype if isinstance(x, torch.Tensor) else type(x).__name__",
         f'        raise TypeError(f"{cname} expects a floating-point tensor, got {{what}} (convert it, e.g. x.float())")',
+        *shortcut,
         "    if torch._C._are_functorch_transforms_active():",
         f"        return {cname}Function.apply(x, *args)",
+        *lean,
         f"    return _{cname}FunctionCtx.apply(x, *args)",
         "",
         "",
@@ -232,6 +327,11 @@ def _fast_apply(cname: str) -> list[str]:
 _RUNTIME = '''
 def _upcast(t):
     return t.float() if t.dtype in _HALF else t
+
+
+def _cast(t, dtype):
+    """t in dtype (``Tensor.to`` costs ~1.6 us even when there is nothing to do)."""
+    return t if t.dtype == dtype else t.to(dtype)
 
 
 def _reduce(g, p):

@@ -32,7 +32,7 @@ import mpmath
 import sympy as sp
 
 from actsym.codegen.printer import TORCH_FUNCTIONS, Clamp, Select, UnsupportedNode, Where
-from actsym.functions import StableFunction
+from actsym.functions import StableFunction, logabs, ndtr
 
 FLOAT_KINDS = ("const", "param", "full")
 MASK_KINDS = ("pmask", "mask")
@@ -370,6 +370,11 @@ class Builder:
             return g.const(0.0)
         if isinstance(e, sp.exp):
             return g.op("exp", self(e.args[0]))
+        if isinstance(e, logabs):
+            return g.op("log", g.op("abs", self(e.args[0])))
+        if isinstance(e, ndtr):  # torch.special.ndtr is 1 + erf on CPU (0 below -9 in float64)
+            u = g.op("mul", self(e.args[0]), g.const(-0.7071067811865476))
+            return g.op("mul", g.op("erfc", u), g.const(0.5))
         if isinstance(e, StableFunction):
             return g.op(type(e).__name__, self(e.args[0]))
         name = type(e).__name__
@@ -426,19 +431,16 @@ class Builder:
         for f in _compound_first(factors):
             w = self(f)
             v = w if v is None else g.op("mul", v, w)
-        if scale is not None and v is not None:
-            v = g.op("mul", v, g.const(scale))
         if dens:
             d = None
             for f in _compound_first(dens):
                 w = self(f)
                 d = w if d is None else g.op("mul", d, w)
-            if v is None:
-                v = g.op("reciprocal", d)  # as torch's c/t: reciprocal, then the coefficient
-                if scale is not None:
-                    v = g.op("mul", v, g.const(scale))
-            else:
-                v = g.op("div", v, d)
+            # as torch's c/t: reciprocal, then the coefficient; a/d before the coefficient (a tiny a times
+            # 1/24 underflows where a/d does not)
+            v = g.op("reciprocal", d) if v is None else g.op("div", v, d)
+        if scale is not None and v is not None:
+            v = g.op("mul", v, g.const(scale))
         if v is None:
             v = g.const(c)
         return g.op("neg", v) if negate else v

@@ -166,7 +166,7 @@ def finite_point(value: sp.Expr, x: sp.Symbol, init_subs: dict) -> float | None:
             for fn in fns:
                 try:
                     v = complex(fn(p, *pv))
-                except (TypeError, ValueError, ZeroDivisionError, OverflowError):
+                except (TypeError, ValueError, ZeroDivisionError, OverflowError, MemoryError):
                     ok = False
                     break
                 if not (abs(v) < 1e30 and v.imag == 0):
@@ -233,7 +233,7 @@ def parametric_safe_point(cond: sp.Basic, value: sp.Expr, x: sp.Symbol, init_sub
                     if p0.imag or not bool(cond_fn(p0.real, *pv)):
                         ok = False
                         break
-                except (TypeError, ValueError, ZeroDivisionError, OverflowError):
+                except (TypeError, ValueError, ZeroDivisionError, OverflowError, MemoryError):
                     ok = False
                     break
                 args = [p0.real, *pv]
@@ -329,15 +329,23 @@ def clamp_input(region: sp.Set | None, value: sp.Expr, x: sp.Symbol, init_subs: 
     if not ends or not _entire_in(value, set(init_subs)):
         return None
     samples = [init_subs] + [{k: v + d for k, v in init_subs.items()} for d in (0.37, -1.3)] if init_subs else [{}]
+    import mpmath
+
+    from actsym.numerics import guarded_lambdify
+
+    syms = list(init_subs)
     try:
-        checks = [value, sp.diff(value, x)]
+        # evaluated with guarded mpmath (SymPy's evalf of exp(-c*x**3) at x = -1000 inside a sigmoid ran for
+        # minutes: it raises the working precision until it has 30 digits of a number below 1e-1e8)
+        checks = [guarded_lambdify([x, *syms], e) for e in (value, sp.diff(value, x))]
         for end in ends:
             for subs in samples:
-                for e in checks:
-                    v = complex(e.subs(subs).subs(x, end).evalf(30))
+                for fn in checks:
+                    with mpmath.workdps(30):
+                        v = complex(fn(mpmath.mpf(str(sp.Float(end, 30))), *[subs[k] for k in syms]))
                     if not (abs(v) < 1e30 and abs(v.imag) < 1e-12):
                         return None
-    except (TypeError, ValueError, ZeroDivisionError, RecursionError, OverflowError):
+    except (TypeError, ValueError, ZeroDivisionError, RecursionError, OverflowError, MemoryError, NameError):
         return None  # cannot tell: no clamp (the caller masks with where(mask, x, p) instead)
     return Clamp(x, region.inf, region.sup)
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import sympy as sp
 from sympy.printing.str import StrPrinter
 
-from actsym.functions import StableFunction
+from actsym.functions import StableFunction, logabs, ndtr
 
 
 class Where(sp.Function):
@@ -255,6 +255,10 @@ class TorchPrinter(LogicPrinting, StrPrinter):
     def _print_Function(self, e):
         if e.is_number and not isinstance(e, (Where, Select)):
             return repr(float(e.evalf(17)))
+        if isinstance(e, logabs):
+            return f"torch.log(torch.abs({self._print(e.args[0])}))"
+        if isinstance(e, ndtr):  # torch.special.ndtr is 1 + erf on CPU: no digits in the left tail
+            return f"(0.5 * torch.erfc(-0.7071067811865476 * {self._print(e.args[0])}))"
         if isinstance(e, StableFunction):
             return f"{e.torch_op}({self._print(e.args[0])}{e.torch_kwargs})"
         name = type(e).__name__

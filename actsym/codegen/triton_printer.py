@@ -92,6 +92,24 @@ def _cosh(u):
 }
 
 #: Helpers a helper calls (emitted first).
+HELPERS["_ndtr"] = (
+    "ndtr(u) = (1 + erf(u/sqrt(2)))/2  (Triton has no erfc: accurate to absolute, not relative, error for u < -4)",
+    """\
+@triton.jit
+def _ndtr(u):
+    return 0.5 + 0.5 * tl.erf(u * 0.7071067811865476)
+""",
+)
+
+HELPERS["_logabs"] = (
+    "logabs(u) = log|u|",
+    """\
+@triton.jit
+def _logabs(u):
+    return tl.log(tl.abs(u))
+""",
+)
+
 HELPER_DEPS: dict[str, tuple[str, ...]] = {"_softplus": ("_log1p",), "_tanh": ("_expm1",), "_sinh": ("_expm1",)}
 
 #: SymPy function name -> Triton core op (a table, not code).
@@ -114,6 +132,8 @@ HELPER_FUNCTIONS = {
     "sign": "_sign",
     "sinh": "_sinh",
     "cosh": "_cosh",
+    "ndtr": "_ndtr",
+    "logabs": "_logabs",
 }
 
 #: Functions with neither a core op nor an accurate core-op formula: printing them raises.

@@ -68,11 +68,8 @@ class WriteResult:
     changed: bool
 
 
-def atomic_write(path: Path, text: str) -> bool:
-    """Write ``text`` to ``path`` atomically (temp file + rename); return False if it was already identical."""
-    path = Path(path)
-    if path.exists() and path.read_text(encoding="utf-8") == text:
-        return False
+def _stage(path: Path, text: str) -> str:
+    """Write ``text`` to a temporary file beside ``path`` (same file system, so the rename is atomic)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -81,6 +78,19 @@ def atomic_write(path: Path, text: str) -> bool:
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # like a file the user writes (mkstemp makes it 0600)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return tmp
+
+
+def atomic_write(path: Path, text: str) -> bool:
+    """Write ``text`` to ``path`` atomically (temp file + rename); return False if it was already identical."""
+    path = Path(path)
+    if path.exists() and path.read_text(encoding="utf-8") == text:
+        return False
+    tmp = _stage(path, text)
+    try:
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -127,7 +137,42 @@ def planned_files(acts: list[Activation], out_dir: Path, with_init: bool, triton
 
 
 def write_all(files: dict[Path, str]) -> list[WriteResult]:
-    return [WriteResult(p, atomic_write(p, text)) for p, text in files.items()]
+    """Write the set of ``files`` as one transaction: every changed file is first staged as a temporary file
+    beside its target (a full disk, a read-only folder or EFBIG fails here, and the staged files are removed:
+    the old set is untouched); then the temporaries are renamed over the targets, and a rename that fails puts
+    back the files already replaced. Unchanged files are not touched."""
+    results, staged = [], []  # staged: (temporary, target, old text or None)
+    try:
+        for p, text in files.items():
+            p = Path(p)
+            old = p.read_text(encoding="utf-8") if p.exists() else None
+            if old == text:
+                results.append(WriteResult(p, False))
+                continue
+            staged.append((_stage(p, text), p, old))
+            results.append(WriteResult(p, True))
+    except BaseException:
+        for tmp, _, _ in staged:
+            Path(tmp).unlink(missing_ok=True)
+        raise
+    done = []
+    try:
+        for tmp, p, old in staged:
+            os.replace(tmp, p)
+            done.append((p, old))
+    except BaseException:
+        for tmp, _, _ in staged:
+            Path(tmp).unlink(missing_ok=True)
+        for p, old in reversed(done):  # roll back (best effort: renames of staged files, no new space needed)
+            try:
+                if old is None:
+                    p.unlink(missing_ok=True)
+                else:
+                    os.replace(_stage(p, old), p)
+            except OSError:
+                pass
+        raise
+    return results
 
 
 def stale_files(files: dict[Path, str]) -> list[Path]:

@@ -127,14 +127,16 @@ def _resolve_fallback(spec: str, params: dict[str, float] | None) -> ActivationH
 # the symbolic core
 
 def _core():
-    """Return the ``actsym`` module if its symbolic API is usable, else ``None``."""
+    """Return the module of the symbolic API (``actsym.api``: get, define, names, corpus_names) if it is
+    usable, else ``None``. (Not the ``actsym`` package itself: used as a value, it stands for every public
+    name, ``actsym.evaluate`` -- this harness -- included.)"""
     try:
-        import actsym
+        import actsym.api as core
     except ImportError:
         return None
-    if not (hasattr(actsym, "get") and hasattr(actsym, "define")):
+    if not (hasattr(core, "get") and hasattr(core, "define")):
         return None
-    return actsym
+    return core
 
 
 def _param_value(p: object) -> float:

@@ -29,6 +29,8 @@ from typing import NamedTuple
 import numpy as np
 from tqdm.auto import tqdm
 
+from .progress import stderr_is_terminal
+
 __all__ = [
     "DataError",
     "DatasetNotFound",
@@ -159,7 +161,7 @@ def _download_to_temp(url: str, dest: Path, *, timeout: float, progress: bool) -
             total = int(response.headers.get("Content-Length") or 0) or None
             with tqdm(
                 total=total, unit="B", unit_scale=True, unit_divisor=1024,
-                desc=dest.name, leave=False, disable=not progress,
+                desc=dest.name, leave=False, disable=not progress or not stderr_is_terminal(),
             ) as bar:
                 while chunk := response.read(_CHUNK):
                     out.write(chunk)

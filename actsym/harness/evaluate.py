@@ -1,7 +1,6 @@
 """``run_eval``: one activation vs a recipe's baselines over paired seeds → store → report.
 
-Also the ``actsym eval`` / ``actsym report`` argument parsers and handlers, so the CLI only wires
-``add_eval_arguments`` / ``cmd_eval`` and ``add_report_arguments`` / ``cmd_report``.
+The ``actsym eval`` / ``actsym report`` commands are :mod:`actsym.cli.harness`.
 """
 
 from __future__ import annotations
@@ -24,6 +23,7 @@ from tqdm.auto import tqdm
 
 from . import recipes as recipe_registry
 from .activations import ActivationHandle, resolve
+from .progress import Progress
 from .report import write_report
 from .store import Store
 from .train import last_checkpoint_epoch, pick_device, set_deterministic, train_run
@@ -82,15 +82,22 @@ def run_eval(activation: Any, params: dict[str, float] | None = None, recipe: st
              out: str | Path = DEFAULT_OUT, quiet: bool = False, deterministic: bool = False,
              dataset: str | None = None, train_limit: int | None = None, test_limit: int | None = None,
              variant: str | None = None, overrides: dict[str, Any] | None = None, threads: int | None = None,
-             download: bool = False, dataset_obj: Any = None, init_gain: str = "default") -> dict[str, Path]:
+             download: bool = False, dataset_obj: Any = None, init_gain: str = "default",
+             reference: float | None = None, reference_metric: str | None = None) -> dict[str, Path]:
     """Train ``activation`` and the baselines on ``recipe`` for each seed; write the report.
 
     ``seeds``: a count (seeds 0..N-1) or explicit seeds.  ``baselines``: default the recipe's own
     set.  ``dataset`` overrides the recipe's dataset (e.g. ``"mnist-subset"``); ``dataset_obj``
     supplies a ready Dataset-like object (tests).  ``train_limit`` / ``test_limit`` keep the first N
-    examples.  Finished runs already in ``db`` are skipped, interrupted ones resumed.
-    Returns ``{"markdown": ..., "html": ..., "db": ...}``.
+    examples.  Finished runs already in ``db`` are skipped, interrupted ones resumed.  Progress: bars on a
+    terminal, one line per run and epoch on stderr otherwise, nothing with ``quiet``.
+    ``reference``: the candidate's published test accuracy (percent), stored with the study and shown in the
+    report and table next to the measured mean ± CI (inside or outside it); ``reference_metric``: ``final`` or
+    ``best`` epoch accuracy (default: the kind the recipe's own published numbers are).
+    Returns ``{"markdown": ..., "html": ..., "db": ..., "summary": ...}`` (``summary``: the results as data,
+    :func:`actsym.harness.report.results_summary`).
     """
+    check_reference(reference, reference_metric)
     rec = recipe_registry.get(recipe)
     settings = recipe_registry.resolve_settings(rec, variant, overrides, epochs)
     if init_gain not in ("default", "computed"):
@@ -119,15 +126,31 @@ def run_eval(activation: Any, params: dict[str, float] | None = None, recipe: st
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     store = Store(db_path)
     try:
-        jobs = [(s, h) for s in seed_list for h in handles]
-        for seed, h in tqdm(jobs, desc=f"{rec.NAME} runs", disable=quiet):
-            key = _hash({"study": study, "act": h.hash, "params": h.params, "seed": seed})
+        if reference is not None:
+            from .report import reference_metric as recipe_metric
+            store.set_reference(study, handles[0].hash, float(reference),
+                                reference_metric or recipe_metric(getattr(rec, "REFERENCE", {})))
+        jobs = [(seed, h, _hash({"study": study, "act": h.hash, "params": h.params, "seed": seed}))
+                for seed in seed_list for h in handles]
+        progress = Progress(quiet)
+        before = [store.run_by_key(key) for _, _, key in jobs]
+        done = sum(r is not None and r["status"] in ("finished", "failed") for r in before)
+        partial = sum(r is not None and r["status"] not in ("finished", "failed") for r in before)
+        if done or partial:
+            message = (f"resuming: {done} finished, {partial} partial, {len(jobs) - done - partial} new "
+                       f"(of {len(jobs)} runs)")
+            if progress.bars:
+                tqdm.write(message, file=sys.stderr)
+            else:
+                progress.line(message)
+        for i, (seed, h, key) in enumerate(progress.bar(jobs, desc=f"{rec.NAME} runs"), 1):
             row = store.get_or_create_run(
                 key, study=study, recipe=rec.NAME, variant=settings["variant"], activation=h.name,
                 expr=h.expr_str, latex=h.latex, act_hash=h.hash, params=h.params, learnable=list(h.learnable),
                 seed=seed, settings=settings, dataset=info, versions=_versions(), device=dev_desc)
             if row["status"] in ("finished", "failed"):
                 continue
+            progress.line(f"run {i}/{len(jobs)}: {h.name} seed {seed}")
             # checkpoints belong to this database (its uid) and this run; one that is ahead of the epochs
             # this database recorded (another database's, or a deleted one's) is discarded, never trusted
             ckpt = ckpt_dir / f"{store.uid[:12]}-{key}.pt"
@@ -163,94 +186,20 @@ def run_eval(activation: Any, params: dict[str, float] | None = None, recipe: st
 
 
 # ----------------------------------------------------------------------------------------------
-# CLI
-
-
-def _sets(items: Sequence[str] | None) -> dict[str, str]:
-    out = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise argparse.ArgumentTypeError(f"--set expects key=value, got {item!r}")
-        out[key.strip()] = value.strip()
-    return out
-
-
-def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``actsym eval``."""
-    parser.add_argument("activation", help="catalog name (exp2) or expression in x")
-    parser.add_argument("--param", action="append", metavar="K=V", help="activation parameter (repeatable)")
-    parser.add_argument("--recipe", default="mnist-mlp", choices=recipe_registry.names())
-    parser.add_argument("--variant", default=None, help="recipe variant (e.g. adam, lr0.5, cifar100)")
-    parser.add_argument("--set", action="append", metavar="KEY=VALUE", dest="overrides",
-                        help="override a recipe setting (repeatable), e.g. --set lr=0.05")
-    parser.add_argument("--seeds", type=int, default=1, help="number of paired seeds (0..N-1)")
-    parser.add_argument("--seed-list", default=None, help="explicit seeds, comma separated")
-    parser.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs")
-    parser.add_argument("--baselines", default=None, help="comma-separated (default: the recipe's own set)")
-    parser.add_argument("--dataset", default=None, help="override the dataset, e.g. mnist-subset")
-    parser.add_argument("--data-dir", default=None, help="root holding mnist/ and cifar10/")
-    parser.add_argument("--download", action="store_true", help="download missing datasets")
-    parser.add_argument("--train-limit", type=int, default=None, help="use the first N training examples")
-    parser.add_argument("--test-limit", type=int, default=None, help="use the first N test examples")
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    parser.add_argument("--deterministic", action="store_true", help="deterministic kernels")
-    parser.add_argument("--db", default=DEFAULT_DB, help="SQLite results file")
-    parser.add_argument("--out", default=DEFAULT_OUT, help="report directory")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    parser.add_argument("--init-gain", choices=["default", "computed"], default="default",
-                        help="computed: weights N(0, gain²/fan_in) with the activation's variance-preserving gain")
+# settings checks (``actsym eval`` validates its arguments with these before anything runs)
 
 
 def _bad(message: str) -> argparse.ArgumentTypeError:
     return argparse.ArgumentTypeError(message)
 
 
-def validate_eval_args(args: argparse.Namespace, params: dict[str, float]) -> tuple[int | list[int], list[str] | None]:
-    """Every ``actsym eval`` input checked before anything is loaded, trained or created: a one-line error
-    (exit 2) names the bad value. Returns (seeds, baselines)."""
-    seeds: int | list[int] = args.seeds
-    if args.seed_list:
-        try:
-            seeds = [int(s) for s in args.seed_list.split(",") if s.strip()]
-        except ValueError:
-            raise _bad(f"--seed-list expects comma-separated integers, got {args.seed_list!r}") from None
-        if not seeds or any(s < 0 for s in seeds):
-            raise _bad(f"--seed-list expects non-negative integers, got {args.seed_list!r}")
-    elif args.seeds < 1:
-        raise _bad(f"--seeds must be at least 1, got {args.seeds}")
-    for flag, value in (("--epochs", args.epochs), ("--train-limit", args.train_limit),
-                        ("--test-limit", args.test_limit), ("--threads", args.threads)):
-        if value is not None and value < 1:
-            raise _bad(f"{flag} must be at least 1, got {value}")
-    if args.device == "cuda" and not torch.cuda.is_available():
-        raise _bad("--device cuda: no CUDA device is available to this PyTorch build (use --device cpu or auto)")
-    from .data import DATASET_NAMES
-
-    if args.dataset is not None and args.dataset not in DATASET_NAMES:
-        raise _bad(f"unknown --dataset {args.dataset!r}; choose one of {', '.join(DATASET_NAMES)}")
-    db = Path(args.db)
-    if db.exists() and not db.is_file():
-        raise _bad(f"--db {db} is not a file")
-    rec = recipe_registry.get(args.recipe)
-    try:
-        settings = recipe_registry.resolve_settings(rec, args.variant, _sets(args.overrides), args.epochs)
-    except (ValueError, TypeError) as err:
-        raise _bad(f"--set: {str(err).splitlines()[0]}") from None
-    check_settings(settings)
-    limit = args.train_limit
-    if limit is not None and settings.get("drop_last") and limit < int(settings["batch_size"]):
-        raise _bad(f"--train-limit {limit} is smaller than one batch ({settings['batch_size']}): no training step")
-    baselines = [b.strip() for b in args.baselines.split(",") if b.strip()] if args.baselines else None
-    # unknown names and bad expressions fail here, before the data loads
-    names = baselines if baselines is not None else list(getattr(rec, "BASELINES", []))
-    handles = [resolve(args.activation, params)] + [resolve(name) for name in names]
-    if getattr(args, "init_gain", "default") == "computed":
-        for h in handles:
-            if h.activation is None:
-                raise _bad(f"--init-gain computed needs a symbolic activation; {h.name!r} has none")
-    return seeds, baselines
+def check_reference(reference: float | None, metric: str | None = None) -> None:
+    """A published accuracy is a finite percentage in [0, 100]; its metric ``final`` or ``best``."""
+    if reference is not None and (not isinstance(reference, (int, float)) or not math.isfinite(reference)
+                                  or not 0 <= reference <= 100):
+        raise _bad(f"--reference must be a test accuracy in percent, between 0 and 100, got {reference!r}")
+    if metric is not None and metric not in ("final", "best"):
+        raise _bad(f"--reference-metric must be final or best, got {metric!r}")
 
 
 def check_settings(settings: dict[str, Any]) -> None:
@@ -267,49 +216,3 @@ def check_settings(settings: dict[str, Any]) -> None:
         v = settings.get(key, 0.0)
         if not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
             raise _bad(f"--set {key} must be a non-negative finite number, got {v!r}")
-
-
-def cmd_eval(args: argparse.Namespace) -> int:
-    from actsym.cli import parse_params
-
-    params = parse_params(args.param)
-    seeds, baselines = validate_eval_args(args, params)
-    paths = run_eval(args.activation, params, recipe=args.recipe, seeds=seeds, epochs=args.epochs,
-                     baselines=baselines, data_dir=args.data_dir, device=args.device, db=args.db, out=args.out,
-                     quiet=args.quiet, deterministic=args.deterministic, dataset=args.dataset,
-                     train_limit=args.train_limit, test_limit=args.test_limit, variant=args.variant,
-                     overrides=_sets(args.overrides), threads=args.threads, download=args.download,
-                     init_gain=args.init_gain)
-    print(f"report: {paths['markdown']}\n        {paths['html']}\nresults: {paths['db']}")
-    return 0
-
-
-def add_report_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``actsym report``."""
-    parser.add_argument("--db", default=DEFAULT_DB, help="SQLite results file")
-    parser.add_argument("--out", default=DEFAULT_OUT, help="report directory")
-    parser.add_argument("--study", default=None, help="study id (default: the most recently updated)")
-    parser.add_argument("--recipe", default=None, help="pick the latest study of this recipe")
-    parser.add_argument("--candidate", default=None, help="activation compared against the others")
-    parser.add_argument("--list", action="store_true", help="list the studies in the database and exit")
-
-
-def cmd_report(args: argparse.Namespace) -> int:
-    if not Path(args.db).exists():
-        print(f"no results database at {args.db}", file=sys.stderr)
-        return 1
-    with Store(args.db) as store:
-        studies = store.studies()
-        if args.recipe:
-            studies = [s for s in studies if s["recipe"] == args.recipe]
-        if args.list:
-            for s in studies:
-                print(f"{s['study']}  {s['recipe']:<16} {s['variant'] or '':<10} runs={s['n']:<4} {s['updated']}")
-            return 0
-        study = args.study or (studies[-1]["study"] if studies else None)
-        if study is None:
-            print("no studies found", file=sys.stderr)
-            return 1
-        paths = write_report(store, study, args.out, candidate=args.candidate)
-    print(f"report: {paths['markdown']}\n        {paths['html']}")
-    return 0

@@ -32,11 +32,15 @@ def _pct(x: float) -> str:
 
 
 def _ci(s) -> str:
+    """mean ± t-CI half-width [CI] of accuracies in [0, 1], in percent; a CI reaching outside [0, 100] is shown
+    clipped to it and says so (the t interval assumes a normal mean; accuracy cannot leave [0, 100])."""
     if s.n == 0:
         return "–"
-    if s.n == 1:
-        return f"{100 * s.mean:.2f} (n=1, no CI)"
-    return f"{100 * s.mean:.2f} ± {100 * s.half_width:.2f} [{100 * s.ci_low:.2f}, {100 * s.ci_high:.2f}]"
+    if s.n == 1 or not math.isfinite(s.ci_low):
+        return f"{100 * s.mean:.2f} (n={s.n}, no CI)"
+    lo, hi = max(s.ci_low, 0.0), min(s.ci_high, 1.0)
+    clipped = " (CI clipped to 0–100)" if (lo, hi) != (s.ci_low, s.ci_high) else ""
+    return f"{100 * s.mean:.2f} ± {100 * s.half_width:.2f} [{100 * lo:.2f}, {100 * hi:.2f}]{clipped}"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -91,7 +95,7 @@ def _setup_blocks(runs: list[dict[str, Any]], recipe_mod, notes: Sequence[str]) 
 
 
 def _summary_blocks(names: list[str], by_act: dict[str, list[dict]], metrics: dict[int, dict],
-                    reference: dict[str, float]) -> list[Block]:
+                    references: dict[str, dict[str, Any]]) -> list[Block]:
     rows = []
     for name in names:
         ok = [r for r in by_act[name] if r["status"] == "finished" and metrics.get(r["id"])]
@@ -100,15 +104,18 @@ def _summary_blocks(names: list[str], by_act: dict[str, list[dict]], metrics: di
         fin = summary([metrics[r["id"]]["final_acc"] for r in ok])
         best = summary([metrics[r["id"]]["best_acc"] for r in ok])
         best_ep = summary([metrics[r["id"]]["best_epoch"] for r in ok])
-        ref = reference.get(name)
+        ref = references.get(name)
+        check = reference_check(ref, best if ref and ref["metric"] == "best" else fin)
         rows.append([name, f"{len(ok)}/{len(failed)}/{len(running)}", _ci(fin), _pct(fin.std), _ci(best),
-                     _pct(best.std), "–" if best_ep.n == 0 else f"{best_ep.mean:.1f}",
-                     "–" if ref is None else f"{ref:.2f}"])
+                     _pct(best.std), "–" if best_ep.n == 0 else f"{best_ep.mean:.1f}", reference_text(check)])
     return [
         ("h", 2, "Test accuracy per activation (%)"),
         ("p", "Mean ± 95 % t-CI half-width [CI] and sample std over seeds. **Final epoch** is the honest number. "
               "**Best epoch** picks the maximum over epochs *on the test set* — this is what the reference "
-              "articles report, so it is shown for comparison, but it is optimistically biased."),
+              "articles report, so it is shown for comparison, but it is optimistically biased. "
+              "**Reference**: the published number (the recipe's, or `--reference`), compared with the measured "
+              "accuracy of the same kind (final or best epoch): inside or outside its 95 % CI, and measured − "
+              "published. A CI that reaches outside 0–100 is shown clipped and says so."),
         ("table", ["activation", "finished/failed/running", "final-epoch acc", "std", "best-epoch acc", "std",
                    "mean best epoch", "reference"], rows),
     ]
@@ -143,7 +150,9 @@ def _paired_blocks(candidate: str, names: list[str], by_act: dict[str, list[dict
         ("h", 2, f"Paired differences: {candidate} vs the others (percentage points)"),
         ("p", "Per seed A − B on seeds where both runs finished (failed runs are excluded and counted above). "
               "p: two-sided paired t-test; 95 % t-CI and seeded percentile bootstrap CI of the mean difference. "
-              "*Significant* needs p < 0.05 and a bootstrap CI excluding 0."),
+              f"*Significant* needs at least {MIN_SEEDS_FOR_SIGNIFICANCE} paired seeds, p < 0.05 and a bootstrap "
+              "CI excluding 0; with fewer seeds no claim is made (a handful of values gives a bootstrap "
+              "distribution with few distinct points and the t-test's normality cannot be checked)."),
         ("table", ["comparison", "epoch", "n", "mean diff", "p", "t-CI", "bootstrap CI", "flag"], rows),
     ]
 
@@ -329,9 +338,61 @@ def identity_labels(runs: Sequence[dict]) -> dict[int, str]:
     return out
 
 
-def write_report(store: Store, study: str, out: str | Path, candidate: str | None = None,
-                 handles: Sequence[Any] | None = None, notes: Sequence[str] = ()) -> dict[str, Path]:
-    """Write ``report.md`` and ``report.html`` for ``study`` under ``out``; return their paths."""
+def reference_metric(reference_all: dict[str, Any] | None) -> str:
+    """Which accuracy a recipe's published numbers are: ``best`` (best epoch) or ``final`` (last epoch)."""
+    return "best" if "best" in str((reference_all or {}).get("metric", "")).lower() else "final"
+
+
+def _references(store: Store, study: str, reference_all: dict[str, Any], recipe_refs: dict[str, float],
+                names: list[str], by_act: dict[str, list[dict]]) -> dict[str, dict[str, Any]]:
+    """label -> {value_pct, metric, source}: ``actsym eval --reference`` numbers (stored per identity) first,
+    else the recipe's published number for that name."""
+    stored = store.references(study)
+    out = {}
+    for label in names:
+        act_hash = by_act[label][0]["act_hash"]
+        if act_hash in stored:
+            value, metric = stored[act_hash]
+            out[label] = {"value_pct": value, "metric": metric, "source": "--reference"}
+        elif recipe_refs.get(label) is not None:
+            out[label] = {"value_pct": float(recipe_refs[label]), "metric": reference_metric(reference_all),
+                          "source": str(reference_all.get("source") or "recipe")}
+    return out
+
+
+def reference_check(ref: dict[str, Any] | None, stats: Any) -> dict[str, Any] | None:
+    """A published number against the measured mean and 95 % t-CI (a :class:`~actsym.harness.stats.Summary` of
+    accuracies in [0, 1], the CI clipped to [0, 1]): ``inside_ci`` is None when there is no CI (n < 2)."""
+    if ref is None:
+        return None
+    value = ref["value_pct"] / 100
+    out = dict(ref, measured_mean_pct=None, ci_low_pct=None, ci_high_pct=None, inside_ci=None,
+               diff_pct=None, n=stats.n)
+    if stats.n >= 1:
+        out["measured_mean_pct"] = round(100 * stats.mean, 4)
+        out["diff_pct"] = round(100 * (stats.mean - value), 4)
+    if stats.n >= 2 and math.isfinite(stats.ci_low):
+        lo, hi = max(stats.ci_low, 0.0), min(stats.ci_high, 1.0)
+        out.update(ci_low_pct=round(100 * lo, 4), ci_high_pct=round(100 * hi, 4), inside_ci=bool(lo <= value <= hi))
+    return out
+
+
+def reference_text(check: dict[str, Any] | None) -> str:
+    """``97.88 (best epoch): inside the 95 % CI`` / ``outside ... (measured -0.41 pp)`` / ``no CI (n=1)``."""
+    if check is None:
+        return "–"
+    head = f"{check['value_pct']:.2f} ({check['metric']} epoch)"
+    if check["n"] == 0:
+        return head + ": no finished run"
+    if check["inside_ci"] is None:
+        return head + f": no CI (n={check['n']}), measured {check['diff_pct']:+.2f} pp"
+    where = "inside" if check["inside_ci"] else "outside"
+    return head + f": {where} the 95 % CI, measured {check['diff_pct']:+.2f} pp"
+
+
+def _collect(store: Store, study: str, candidate: str | None = None,
+             handles: Sequence[Any] | None = None) -> dict[str, Any]:
+    """One study read back: runs pooled by identity label, the candidate's label first, per-run metrics."""
     runs = store.runs(study=study)
     if not runs:
         raise KeyError(f"no runs for study {study!r} in {store.path}")
@@ -351,6 +412,7 @@ def write_report(store: Store, study: str, out: str | Path, candidate: str | Non
         if label not in by_act:
             names.append(label)
         by_act.setdefault(label, []).append(r)
+    references = _references(store, study, reference_all, reference, names, by_act)
     cand_hash = getattr(handles[0], "hash", None) if handles else None
     matching = [lb for lb in names if by_act[lb][0]["act_hash"] == cand_hash] if cand_hash else []
     named = [lb for lb in names if by_act[lb][0]["activation"] == candidate]
@@ -359,8 +421,48 @@ def write_report(store: Store, study: str, out: str | Path, candidate: str | Non
     thresholds = runs[0]["settings"].get("acc_thresholds", []) or []
     all_epochs = store.epochs_for(r["id"] for r in runs)
     metrics = {rid: run_metrics(eps, thresholds) for rid, eps in all_epochs.items()}
+    return {"runs": runs, "recipe_mod": recipe_mod, "variant": variant, "reference_all": reference_all,
+            "reference": reference, "references": references, "labels": labels, "names": names, "by_act": by_act, "candidate": candidate,
+            "thresholds": thresholds, "all_epochs": all_epochs, "metrics": metrics}
 
+
+def write_report(store: Store, study: str, out: str | Path, candidate: str | None = None,
+                 handles: Sequence[Any] | None = None, notes: Sequence[str] = (),
+                 formats: Sequence[str] = ("markdown",)) -> dict[str, Any]:
+    """Write the report of ``study`` under ``out`` in ``formats`` (:data:`FORMATS`: ``markdown`` is
+    ``report.md`` + ``report.html``; ``csv``, ``json``, ``latex`` are ``results.csv``/``.json``/``.tex``, see
+    :func:`results_summary`), and always the per-epoch log of each run (:mod:`actsym.harness.epoch_logs`:
+    ``runs/<label>-seed<N>.csv``, TensorBoard events when tensorboard is installed). Returns their paths by key
+    (``markdown``, ``html``, ``csv``, ``json``, ``latex``; ``epochs``: the list of per-run CSVs; ``tensorboard``:
+    the events folder or None) and ``summary``: the :func:`results_summary` dict (what ``actsym eval`` prints as its table)."""
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown:
+        raise KeyError(f"unknown report format {unknown[0]!r}; choose from {', '.join(FORMATS)}")
+    c = _collect(store, study, candidate, handles)
+    runs, variant = c["runs"], c["variant"]
     folder = Path(out) / f"{runs[0]['recipe']}_{variant}_{study[:8]}"
+    folder.mkdir(parents=True, exist_ok=True)
+    summary_dict = _summary_dict(store, study, c)
+    from .epoch_logs import write_epoch_logs
+
+    paths: dict[str, Any] = write_epoch_logs(folder, runs, c["labels"], c["all_epochs"])
+    if "markdown" in formats:
+        paths.update(_write_markdown(store, study, folder, c, handles, notes))
+    writers = {"csv": ("results.csv", results_csv), "json": ("results.json", results_json),
+               "latex": ("results.tex", results_latex)}
+    for fmt in formats:
+        if fmt in writers:
+            name, render = writers[fmt]
+            path = folder / name
+            path.write_text(render(summary_dict), encoding="utf-8")
+            paths[fmt] = path
+    paths["summary"] = summary_dict
+    return paths
+
+
+def _write_markdown(store: Store, study: str, folder: Path, c: dict[str, Any], handles, notes) -> dict[str, Path]:
+    runs, recipe_mod, names, by_act = c["runs"], c["recipe_mod"], c["names"], c["by_act"]
+    metrics, thresholds, reference_all = c["metrics"], c["thresholds"], c["reference_all"]
     fig_dir = folder / "figures"
     fig_dir.mkdir(parents=True, exist_ok=True)
     blocks = _setup_blocks(runs, recipe_mod, notes)
@@ -368,8 +470,8 @@ def write_report(store: Store, study: str, out: str | Path, candidate: str | Non
         reasons = sorted({(r["error"] or r["status"]).split(":")[0] for r in runs})
         blocks.append(("p", f"**No run finished** ({len(runs)} run(s): {', '.join(reasons)}); the tables below have no "
                             "results -- see *Failed runs* for each reason."))
-    blocks += _summary_blocks(names, by_act, metrics, reference)
-    blocks += _paired_blocks(candidate, names, by_act, metrics)
+    blocks += _summary_blocks(names, by_act, metrics, c["references"])
+    blocks += _paired_blocks(c["candidate"], names, by_act, metrics)
     blocks += _reach_blocks(names, by_act, metrics, thresholds)
     blocks += _params_blocks(names, by_act, metrics, reference_all.get("learned", {}) if reference_all else {})
     blocks += _firing_blocks(names, by_act, metrics)
@@ -381,7 +483,7 @@ def write_report(store: Store, study: str, out: str | Path, candidate: str | Non
     blocks += _formula_blocks(by_act, names)
     if _matplotlib() is not None:
         blocks.append(("h", 2, "Plots"))
-        blocks += _plots(fig_dir, names, by_act, all_epochs, handles)
+        blocks += _plots(fig_dir, names, by_act, c["all_epochs"], handles)
     else:
         blocks.append(("p", "*matplotlib is not installed: the report has no plots "
                             "(`pip install actsym[plot]`).*"))
@@ -391,3 +493,221 @@ def write_report(store: Store, study: str, out: str | Path, candidate: str | Non
     md_path.write_text(render_markdown(blocks, folder), encoding="utf-8")
     html_path.write_text(render_html(blocks, f"actsym {runs[0]['recipe']} report"), encoding="utf-8")
     return {"markdown": md_path, "html": html_path}
+
+
+# ----------------------------------------------------------------------------------------------
+# exports: the results as data (CSV, JSON, LaTeX) and the table ``actsym eval`` prints
+
+#: what ``actsym report --format`` writes (``markdown`` = report.md + report.html, the default)
+FORMATS = ("markdown", "csv", "json", "latex")
+
+
+def _num(x: float | None, digits: int = 4) -> float | None:
+    """A JSON-safe number (NaN/inf -> None)."""
+    if x is None or not isinstance(x, (int, float)) or not math.isfinite(x):
+        return None
+    return round(float(x), digits)
+
+
+def _acc_stats(values: list[float]) -> dict[str, Any]:
+    s = summary(values)
+    half = s.half_width if s.n >= 2 else float("nan")
+    return {"n": s.n, "mean_pct": _num(100 * s.mean), "ci_half_width_pct": _num(100 * half),
+            "ci_low_pct": _num(100 * s.ci_low), "ci_high_pct": _num(100 * s.ci_high), "std_pct": _num(100 * s.std),
+            "ci_outside_0_100": bool(s.n >= 2 and (s.ci_low < 0 or s.ci_high > 1))}
+
+
+def _paired_stats(a: dict[int, float], b: dict[int, float]) -> dict[str, Any] | None:
+    common = sorted(set(a) & set(b))
+    if not common:
+        return None
+    p = paired([a[s] for s in common], [b[s] for s in common])
+    if p.n < MIN_SEEDS_FOR_SIGNIFICANCE:
+        flag = f"no claim (n={p.n} < {MIN_SEEDS_FOR_SIGNIFICANCE} seeds)"
+    else:
+        flag = "significant" if p.significant else "not significant"
+    return {"n": p.n, "mean_diff_pct": _num(100 * p.mean_diff), "p_value": _num(p.p_value, 6),
+            "ci_low_pct": _num(100 * p.ci_low), "ci_high_pct": _num(100 * p.ci_high),
+            "bootstrap_low_pct": _num(100 * p.boot_low), "bootstrap_high_pct": _num(100 * p.boot_high),
+            "significant": bool(p.significant), "flag": flag}
+
+
+def _summary_dict(store: Store, study: str, c: dict[str, Any]) -> dict[str, Any]:
+    runs, names, by_act, metrics, candidate = c["runs"], c["names"], c["by_act"], c["metrics"], c["candidate"]
+
+    def per_seed(name: str, key: str) -> dict[int, float]:
+        return {r["seed"]: metrics[r["id"]][key] for r in by_act[name]
+                if r["status"] == "finished" and metrics.get(r["id"])}
+
+    activations, comparisons = [], []
+    for name in names:
+        rs = by_act[name]
+        first = rs[0]
+        ok = [r for r in rs if r["status"] == "finished" and metrics.get(r["id"])]
+        row = {"label": name, "activation": first["activation"], "expr": first["expr"],
+               "params": first["params"] or {}, "learnable": list(first["learnable"] or []),
+               "act_hash": first["act_hash"], "candidate": name == candidate,
+               "finished": len(ok), "failed": sum(r["status"] == "failed" for r in rs),
+               "running": sum(r["status"] == "running" for r in rs),
+               "final_acc": _acc_stats([metrics[r["id"]]["final_acc"] for r in ok]),
+               "best_acc": _acc_stats([metrics[r["id"]]["best_acc"] for r in ok]),
+               "reference_pct": c["reference"].get(name), "vs_candidate": None}
+        ref = c["references"].get(name)
+        if ref is not None:
+            key = "best_acc" if ref["metric"] == "best" else "final_acc"
+            row["reference"] = reference_check(ref, summary([metrics[r["id"]][key] for r in ok]))
+            row["reference_pct"] = ref["value_pct"]
+        else:
+            row["reference"] = None
+        if name != candidate:
+            row["vs_candidate"] = _paired_stats(per_seed(candidate, "final_acc"), per_seed(name, "final_acc"))
+            for key, epoch in (("final_acc", "final"), ("best_acc", "best")):
+                stats = _paired_stats(per_seed(candidate, key), per_seed(name, key))
+                if stats is not None:
+                    comparisons.append({"a": candidate, "b": name, "epoch": epoch, **stats})
+        activations.append(row)
+    label_of = c["labels"]
+    per_run = [{"label": label_of[r["id"]], "seed": r["seed"], "status": r["status"], "error": r["error"],
+                "final_acc_pct": _num(100 * metrics[r["id"]]["final_acc"]) if metrics.get(r["id"]) else None,
+                "best_acc_pct": _num(100 * metrics[r["id"]]["best_acc"]) if metrics.get(r["id"]) else None,
+                "epochs_done": metrics[r["id"]]["epochs_done"] if metrics.get(r["id"]) else 0} for r in runs]
+    first = runs[0]
+    return {"study": study, "recipe": first["recipe"], "variant": c["variant"], "database": str(store.path),
+            "candidate": candidate, "settings": first["settings"], "dataset": first["dataset"],
+            "device": first["device"], "versions": first["versions"],
+            "min_seeds_for_significance": MIN_SEEDS_FOR_SIGNIFICANCE, "activations": activations,
+            "comparisons": comparisons, "runs": per_run}
+
+
+def results_summary(store: Store, study: str, candidate: str | None = None,
+                    handles: Sequence[Any] | None = None) -> dict[str, Any]:
+    """The results of ``study`` as plain data (accuracies in percent): ``activations`` (one entry per identity,
+    the candidate first: final/best test accuracy n, mean, 95 % t-CI, std; ``vs_candidate``: the paired
+    candidate − this difference at the final epoch), ``comparisons`` (final and best epoch) and ``runs``."""
+    return _summary_dict(store, study, _collect(store, study, candidate, handles))
+
+
+def _fmt_acc(s: dict[str, Any]) -> str:
+    if s["n"] == 0 or s["mean_pct"] is None:
+        return "–"
+    if s["ci_half_width_pct"] is None:
+        return f"{s['mean_pct']:.2f} (n={s['n']}, no CI)"
+    flag = " (CI outside 0–100)" if s["ci_outside_0_100"] else ""
+    return f"{s['mean_pct']:.2f} ± {s['ci_half_width_pct']:.2f} (n={s['n']}){flag}"
+
+
+def _fmt_delta(d: dict[str, Any] | None, candidate: bool) -> tuple[str, str]:
+    if candidate:
+        return "(candidate)", ""
+    if d is None or d["mean_diff_pct"] is None:
+        return "–", "no paired seeds"
+    ci = "" if d["ci_low_pct"] is None else f" [{d['ci_low_pct']:+.2f}, {d['ci_high_pct']:+.2f}]"
+    p = "" if d["p_value"] is None else f", p={d['p_value']:.3g}"
+    return f"{d['mean_diff_pct']:+.2f}{ci}", d["flag"] + p
+
+
+def _has_references(summary_dict: dict[str, Any]) -> bool:
+    return any(a.get("reference") for a in summary_dict["activations"])
+
+
+def _rows(summary_dict: dict[str, Any]) -> list[list[str]]:
+    """The table's rows; a ``published`` column (the reference number, inside/outside the measured CI) only
+    when some activation has one."""
+    rows = []
+    refs = _has_references(summary_dict)
+    for a in summary_dict["activations"]:
+        delta, flag = _fmt_delta(a["vs_candidate"], a["candidate"])
+        row = [a["label"], f"{a['finished']}/{a['failed']}/{a['running']}", _fmt_acc(a["final_acc"]), delta, flag]
+        if refs:
+            row.append(reference_text(a.get("reference")))
+        rows.append(row)
+    return rows
+
+
+def console_table(summary_dict: dict[str, Any]) -> str:
+    """The compact table ``actsym eval`` prints when it finishes: per activation the final-epoch test accuracy
+    (mean ± 95 % CI half-width over seeds) and the paired difference candidate − that activation."""
+    cand = summary_dict["candidate"]
+    headers = ["activation", "fin/fail/run", "final test acc %", f"Δ {cand} − this (pp) [95% CI]", "flag"]
+    if _has_references(summary_dict):
+        headers.append("published %")
+    rows = _rows(summary_dict)
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()
+
+    out = [f"results: {summary_dict['recipe']} ({summary_dict['variant']}), study {summary_dict['study'][:8]}",
+           line(headers), line(["-" * w for w in widths])]
+    out += [line(r) for r in rows]
+    return "\n".join(out) + "\n"
+
+
+_CSV_FIELDS = ["label", "activation", "expr", "params", "learnable", "act_hash", "candidate", "finished", "failed",
+               "running", "final_n", "final_mean_pct", "final_ci_low_pct", "final_ci_high_pct", "final_std_pct",
+               "best_mean_pct", "best_ci_low_pct", "best_ci_high_pct", "best_std_pct", "reference_pct",
+               "reference_metric", "reference_inside_ci", "reference_diff_pct",
+               "delta_vs_candidate_pct", "delta_ci_low_pct", "delta_ci_high_pct", "delta_p_value", "delta_flag"]
+
+
+def results_csv(summary_dict: dict[str, Any]) -> str:
+    """One row per activation identity (the candidate first); the delta columns are candidate − this row."""
+    import csv
+    import io
+    import json
+
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=_CSV_FIELDS, lineterminator="\n")
+    w.writeheader()
+    for a in summary_dict["activations"]:
+        f, b, d, ref = a["final_acc"], a["best_acc"], a["vs_candidate"] or {}, a.get("reference") or {}
+        w.writerow({"label": a["label"], "activation": a["activation"], "expr": a["expr"],
+                    "params": json.dumps(a["params"], sort_keys=True), "learnable": " ".join(a["learnable"]),
+                    "act_hash": a["act_hash"], "candidate": int(a["candidate"]), "finished": a["finished"],
+                    "failed": a["failed"], "running": a["running"], "final_n": f["n"],
+                    "final_mean_pct": f["mean_pct"], "final_ci_low_pct": f["ci_low_pct"],
+                    "final_ci_high_pct": f["ci_high_pct"], "final_std_pct": f["std_pct"],
+                    "best_mean_pct": b["mean_pct"], "best_ci_low_pct": b["ci_low_pct"],
+                    "best_ci_high_pct": b["ci_high_pct"], "best_std_pct": b["std_pct"],
+                    "reference_pct": a["reference_pct"], "reference_metric": ref.get("metric", ""),
+                    "reference_inside_ci": {True: 1, False: 0}.get(ref.get("inside_ci"), ""),
+                    "reference_diff_pct": ref.get("diff_pct"), "delta_vs_candidate_pct": d.get("mean_diff_pct"),
+                    "delta_ci_low_pct": d.get("ci_low_pct"), "delta_ci_high_pct": d.get("ci_high_pct"),
+                    "delta_p_value": d.get("p_value"), "delta_flag": d.get("flag", "")})
+    return buf.getvalue()
+
+
+def results_json(summary_dict: dict[str, Any]) -> str:
+    """Everything :func:`results_summary` holds, plus the provenance line."""
+    import json
+
+    return json.dumps({**summary_dict, "provenance": provenance()}, indent=2, default=str) + "\n"
+
+
+_LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+                  "<": "$<$", ">": "$>$", "±": r"$\pm$", "−": "$-$", "Δ": r"$\Delta$", "–": "--"}
+
+
+def _tex(text: str) -> str:
+    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in str(text))
+
+
+def results_latex(summary_dict: dict[str, Any]) -> str:
+    """A booktabs ``table`` of :func:`console_table`'s columns (``\\usepackage{booktabs}``)."""
+    cand = summary_dict["candidate"]
+    headers = ["activation", "runs", "final test acc (\\%)", f"$\\Delta$ {_tex(cand)} $-$ this (pp)", "flag"]
+    columns = "llrrl"
+    if _has_references(summary_dict):
+        headers.append("published (\\%)")
+        columns += "l"
+    lines = [r"\begin{table}[ht]", r"\centering", rf"\begin{{tabular}}{{{columns}}}", r"\toprule",
+             " & ".join(headers) + r" \\", r"\midrule"]
+    lines += [" & ".join(_tex(c) for c in row) + r" \\" for row in _rows(summary_dict)]
+    lines += [r"\bottomrule", r"\end{tabular}",
+              rf"\caption{{{_tex(summary_dict['recipe'])} ({_tex(summary_dict['variant'])}): final-epoch test accuracy, "
+              rf"mean $\pm$ 95\,\% t-CI half-width over seeds; $\Delta$: paired difference with its 95\,\% t-CI "
+              rf"(no significance claim below {summary_dict['min_seeds_for_significance']} seeds). "
+              rf"Study {_tex(summary_dict['study'][:8])}.}}",
+              r"\end{table}"]
+    return "\n".join(lines) + "\n"

@@ -8,6 +8,9 @@ otherwise.  A *study* is one recipe + variant + settings + data selection.
 
 Table ``epochs``: one row per completed epoch: losses and accuracies, seconds, learning rate,
 firing statistics and learned activation parameters (JSON).
+
+Table ``refs``: published numbers given with ``actsym eval --reference VALUE`` (per study and activation
+identity, in percent, and which epoch's accuracy they are: ``final`` or ``best``).
 """
 
 from __future__ import annotations
@@ -58,6 +61,13 @@ CREATE TABLE IF NOT EXISTS epochs (
     firing TEXT,
     act_params TEXT,
     PRIMARY KEY (run_id, epoch)
+);
+CREATE TABLE IF NOT EXISTS refs (
+    study TEXT NOT NULL,
+    act_hash TEXT NOT NULL,
+    value REAL NOT NULL,
+    metric TEXT NOT NULL CHECK (metric IN ('final', 'best')),
+    PRIMARY KEY (study, act_hash)
 );
 """
 
@@ -157,6 +167,21 @@ class Store:
             "SELECT study, recipe, variant, COUNT(*) AS n, MAX(updated) AS updated FROM runs "
             "GROUP BY study ORDER BY updated").fetchall()
         return [dict(r) for r in rows]
+
+    # -- published reference numbers -------------------------------------------------------------
+
+    def set_reference(self, study: str, act_hash: str, value: float, metric: str) -> None:
+        """Record (or replace) the published accuracy (percent) of one activation identity in ``study``."""
+        if metric not in ("final", "best"):
+            raise ValueError(f"reference metric must be 'final' or 'best', got {metric!r}")
+        with self.conn:
+            self.conn.execute("INSERT OR REPLACE INTO refs VALUES (?, ?, ?, ?)",
+                              (study, act_hash, float(value), metric))
+
+    def references(self, study: str) -> dict[str, tuple[float, str]]:
+        """act_hash -> (published accuracy in percent, ``final``/``best``) for ``study``."""
+        rows = self.conn.execute("SELECT act_hash, value, metric FROM refs WHERE study = ?", (study,)).fetchall()
+        return {r["act_hash"]: (float(r["value"]), r["metric"]) for r in rows}
 
     # -- epochs ----------------------------------------------------------------------------------
 

@@ -27,11 +27,11 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
 from .activations import ActivationHandle
 from .firing import act_param_values, firing_stats
 from .models import build_tracked, copy_matching_weights
+from .progress import Progress
 
 # ----------------------------------------------------------------------------------------------
 # data as tensors
@@ -312,8 +312,11 @@ def train_run(recipe, handle: ActivationHandle, data: TensorData, settings: Mapp
     lr_at = getattr(recipe, "lr_multiplier", None)
     x_fire = data.x_test[: settings.get("firing_samples", 1000)]
     records: list[EpochRecord] = []
-    bar = tqdm(range(start + 1, epochs + 1), desc=desc or handle.name, disable=quiet, leave=False,
-               initial=start, total=epochs)
+    progress = Progress(quiet)
+    label = desc or handle.name
+    if start:
+        progress.line(f"{label}: resuming after epoch {start}/{epochs}")
+    bar = progress.bar(range(start + 1, epochs + 1), desc=label, leave=False, initial=start, total=epochs)
     for epoch in bar:
         t0 = time.perf_counter()
         gen = torch.Generator(device="cpu").manual_seed(epoch_seed(seed, epoch))
@@ -352,6 +355,7 @@ def train_run(recipe, handle: ActivationHandle, data: TensorData, settings: Mapp
             if on_epoch is not None:
                 on_epoch(rec)
             bar.close()
+            progress.line(f"{label}: epoch {epoch}/{epochs} diverged (non-finite training loss)")
             return RunResult("failed", start, records, f"diverged: non-finite training loss in epoch {epoch}")
         test_loss, test_acc = evaluate(model, data.x_test, data.y_test, settings.get("eval_batch_size", 1000), amp)
         firing = firing_stats(model, acts, x_fire)
@@ -360,6 +364,8 @@ def train_run(recipe, handle: ActivationHandle, data: TensorData, settings: Mapp
                           t_train, seconds - t_train, firing, act_param_values(acts))
         records.append(rec)
         bar.set_postfix(loss=f"{train_loss:.4f}", test_acc=f"{test_acc:.4f}")
+        progress.line(f"{label}: epoch {epoch}/{epochs}  train loss {train_loss:.4f} acc {100 * train_acc:.2f} %  "
+                      f"test loss {test_loss:.4f} acc {100 * test_acc:.2f} %  ({seconds:.1f} s)")
         if on_epoch is not None:
             on_epoch(rec)  # the store row first, then the checkpoint: a kill in between redoes the epoch
         if ckpt_path is not None:

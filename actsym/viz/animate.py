@@ -88,7 +88,7 @@ def draw_state(ax, points: np.ndarray | None, labels: np.ndarray | None, grid: n
 
 def _apply_activation(act, pts: torch.Tensor) -> torch.Tensor:
     """The activation on [..., 2] points: a vector activation across the pair, else elementwise."""
-    from actsym.viz.toy2d import activation_factory
+    from actsym.viz.plane import activation_factory
 
     _, make = activation_factory(act)
     with torch.no_grad():
@@ -100,7 +100,7 @@ def animate_activation_grid(act: Activation | str, base, extent: float = 3.0, li
     """Identity → f on a grid of [-extent, extent]²: frame k shows (1 − t) p + t f(p), t eased from 0 to 1.
     Dots on a disk are coloured by their angle, so folds (|x|: colours land on top of each other) and
     collapses (softmax: everything on the line y₁ + y₂ = 1) are easy to see."""
-    from actsym.viz.toy2d import activation_factory, plane_grid
+    from actsym.viz.plane import activation_factory, plane_grid
 
     label, _ = activation_factory(act)
     grid = plane_grid(extent, lines, points)
@@ -201,7 +201,7 @@ def _pad(a: np.ndarray, d: int) -> np.ndarray:
 def animate_layers(model, data, base, steps: int = 8, hold: int = 3, fps: int = 8, dpi: int = 80
                    ) -> dict[str, Path | None]:
     """The trained network as a movie: input → affine 1 → activation 1 → affine 2 → … (interpolated)."""
-    from actsym.viz.toy2d import plane_grid
+    from actsym.viz.plane import plane_grid
 
     X, y = data["X"], data["y"].numpy()
     grid = plane_grid(data["extent"], data.get("grid_lines", 15), data.get("grid_points", 60))

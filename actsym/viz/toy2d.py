@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from actsym.activation import Activation
+from actsym.viz.plane import activation_factory, plane_grid  # noqa: F401 - re-exported
 
 # ------------------------------------------------------------------------------------------------------
 # settings
@@ -84,18 +85,6 @@ def make_dataset(kind: str = "rings", n: int = 400, seed: int = 0, noise: float 
 # ------------------------------------------------------------------------------------------------------
 
 
-def activation_factory(act: Activation | str):
-    """``(label, make)``: ``make()`` returns a fresh activation module for one hidden layer."""
-    from actsym.analysis.vector import is_vector_spec, vector_activation
-
-    if isinstance(act, str) and is_vector_spec(act):
-        return act, lambda: vector_activation(act, dim=-1)
-    from actsym.analysis.common import as_activation
-
-    a = as_activation(act)
-    return a.name, lambda: a.module()
-
-
 class ToyMLP(nn.Module):
     """2 → units → … → units → 1 (logit); :meth:`trace` returns every hidden layer's output."""
 
@@ -124,14 +113,6 @@ class ToyMLP(nn.Module):
 # ------------------------------------------------------------------------------------------------------
 # training with snapshots
 # ------------------------------------------------------------------------------------------------------
-
-
-def plane_grid(extent: float, lines: int, points: int) -> torch.Tensor:
-    """Polylines of a square grid on [-extent, extent]²: ``[2*lines, points, 2]`` (vertical, then horizontal)."""
-    ticks = torch.linspace(-extent, extent, lines)
-    t = torch.linspace(-extent, extent, points)
-    vertical = torch.stack([ticks[:, None].expand(lines, points), t[None, :].expand(lines, points)], -1)
-    return torch.cat([vertical, vertical.flip(-1)], 0)
 
 
 @dataclass
@@ -265,68 +246,3 @@ def toy2d(act: Activation | str, layers: int = 3, units: int = 3, epochs: int = 
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     summary["files"]["summary"] = str(out / "summary.json")
     return summary
-
-
-# ------------------------------------------------------------------------------------------------------
-# CLI: ``actsym toy2d ACT [--layers 3 --units 3 --epochs N --seed S --dataset rings] --out DIR``
-# ------------------------------------------------------------------------------------------------------
-
-
-def add_toy2d_arguments(parser) -> None:
-    parser.add_argument("activation", metavar="ACT",
-                        help="catalog name, expression in x, softmax, or normalized:<g> (vector activations)")
-    parser.add_argument("--layers", type=int, default=3, help="hidden layers (default 3)")
-    parser.add_argument("--units", type=int, default=3, choices=(2, 3), help="units per hidden layer (2 or 3)")
-    parser.add_argument("--epochs", type=int, default=1500, help="full-batch Adam steps (default 1500)")
-    parser.add_argument("--seed", type=int, action="append", help="seed (repeatable: one run per seed)")
-    parser.add_argument("--dataset", choices=DATASETS, default=SETTINGS["dataset"])
-    parser.add_argument("--lr", type=float, default=SETTINGS["lr"])
-    parser.add_argument("--no-animation", action="store_true", help="train and write final.png/summary only")
-    parser.add_argument("--grid-only", action="store_true",
-                        help="no training: only the activation-on-the-plane animation (activation_grid.gif)")
-    parser.add_argument("--fps", type=int, default=8)
-    parser.add_argument("--frames", type=int, default=24, help="frames of the --grid-only animation (default 24)")
-    parser.add_argument("--out", default="out/toy2d", help="output directory (default out/toy2d)")
-
-
-def cmd_toy2d(args) -> int:
-    from actsym.cli import UsageError
-
-    if not 1 <= args.layers <= 8:
-        raise UsageError("--layers must be in 1..8")
-    if not 1 <= args.epochs <= 200_000:
-        raise UsageError("--epochs must be in 1..200000")
-    if not (args.lr > 0 and math.isfinite(args.lr)):
-        raise UsageError("--lr must be a positive number")
-    if not 1 <= args.fps <= 60:
-        raise UsageError("--fps must be in 1..60")
-    if args.grid_only:
-        from actsym.viz.animate import animate_activation_grid, mp4_available
-
-        if not 2 <= args.frames <= 500:
-            raise UsageError("--frames must be in 2..500")
-        for fmt, path in animate_activation_grid(args.activation, Path(args.out) / "activation_grid",
-                                                 frames=args.frames, hold=min(6, args.frames // 4),
-                                                 fps=args.fps).items():
-            if path:
-                print(f"wrote {path}")
-            elif fmt == "mp4" and not mp4_available():
-                print("note: MP4 skipped: ffmpeg not found on PATH (GIF written)")
-        return 0
-    seeds = args.seed or [0]
-    accs = []
-    for seed in seeds:
-        out = Path(args.out) / (f"seed{seed}" if len(seeds) > 1 else "")
-        s = toy2d(args.activation, args.layers, args.units, args.epochs, out, seed, args.dataset,
-                  animate=not args.no_animation, fps=args.fps, lr=args.lr)
-        accs.append(s["test_acc"])
-        print(f"{s['activation']} seed {seed}: train acc {s['train_acc']:.3f}, test acc {s['test_acc']:.3f}, "
-              f"loss {s['final_loss']:.4f} ({s['train_seconds']:.1f} s)")
-        for key, path in s["files"].items():
-            if path:
-                print(f"  {key:<22} {path}")
-        for note in s["notes"]:
-            print(f"  note: {note}")
-    if len(accs) > 1:
-        print(f"test accuracy over {len(accs)} seeds: {np.mean(accs):.3f} ± {np.std(accs, ddof=1):.3f}")
-    return 0
