@@ -412,11 +412,13 @@ def _patch_at(e: sp.Expr, x: sp.Symbol, r: sp.Expr, known, record, top: bool,
                 args.append(v)
             changed |= c
         return (e.func(*args) if changed else e), changed
-    if top and known is not None and known.get(r) is not None:
+    if top and known is not None and known.get(r) is not None and _agrees_near(known[r], e, x, r, subs):
         full = known[r]
     else:
         full = _taylor_if_removable(e, x, r, TAYLOR_ORDER + 1)
         if full is None:
+            if top and record is not None:
+                record[r] = None  # a branch vanishing at r without a polynomial: none is reused at r
             return e, False
         if top and record is not None:
             # two branches of f patched at the same point with different polynomials: which one a derivative
@@ -425,6 +427,23 @@ def _patch_at(e: sp.Expr, x: sp.Symbol, r: sp.Expr, known, record, top: bool,
     taylor = truncate_taylor(full, x, r)
     radius = taylor_radius(full, x, r, subs)
     return sp.Piecewise((taylor, sp.Abs(x - r) < radius), (e, True)), True
+
+
+def _agrees_near(poly: sp.Expr, e: sp.Expr, x: sp.Symbol, r: sp.Expr, subs: dict | None) -> bool:
+    """A polynomial handed down from f's patch (``known``) is used for this branch only if it *is* this
+    branch's expansion: equal to it, at the parameters' values, at two points beside r (to 1e-6
+    relative). Conditions merge, so the branch a derivative's polynomial came from is not known otherwise."""
+    h = sp.Rational(1, 100)
+    try:
+        with time_budget(LIMIT_SECONDS):
+            for t in (r - h, r + h):
+                a = complex(sp.N(poly.subs(x, t).subs(subs or {}), 20))
+                b = complex(sp.N(e.subs(x, t).subs(subs or {}), 20))
+                if not (abs(a - b) <= 1e-6 * max(1.0, abs(b))):
+                    return False
+    except (*_ANALYSIS_ERRORS, TypeError, ValueError):
+        return False
+    return True
 
 
 def _patch_condition(cond: sp.Basic, x: sp.Symbol, subs: dict | None = None) -> tuple[sp.Basic, list[float]]:

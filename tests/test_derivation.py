@@ -148,3 +148,20 @@ def test_in_place_path_matches_differentiable_path(text):
 
     report = run_suite(actsym.define("fp", text), only=["fast-path"])
     assert report.passed, report.format()
+
+
+def test_a_reused_taylor_patch_belongs_to_its_branch():
+    """tools/fuzz.py --seed 31: Min(c, 1.702 + len) splits f into two branches with a removable singularity at
+    x = 1; only the first one's series was found, and its polynomial was handed to the other branch (f near
+    1 was 10.20, exact 7.545). A patch is reused only where it equals the branch it replaces."""
+    text = "(Min(tan(tanh(0.044715)), (1.702 + len)) - asinh((x - 1))/(x - 1)) + out*x + x*b3**2"
+    act = actsym.define("patch_owner", text, params={"len": 1.0, "out": -0.5, "b3": 3.0}, verify=False)
+    x = torch.tensor([0.999, 0.99999, 1.00001, 1.001], dtype=torch.float64)
+    got = act.module().double()(x).detach()
+    import mpmath
+
+    c = mpmath.tan(mpmath.tanh(mpmath.mpf("0.044715")))
+    for xv, g in zip(x.tolist(), got.tolist()):
+        u = mpmath.mpf(xv) - 1
+        exact = min(c, mpmath.mpf("2.702")) - mpmath.asinh(u) / u - 0.5 * xv + 9 * xv
+        assert abs(g - float(exact)) <= 1e-9 * abs(float(exact)), (xv, g, float(exact))
