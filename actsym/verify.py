@@ -582,17 +582,25 @@ class Oracle:
                 with np.errstate(all="ignore"):
                     mag = np.where(np.isfinite(exact), np.abs(exact), 0.0)
                     local = np.array([mag[np.abs(xs - xv) <= 1].max(initial=0.0) for xv in xs])
+                removable = np.isnan(naive) & np.isfinite(exact)
                 err = np.where(np.isfinite(err), err, np.maximum(np.abs(exact) * 1e3, local))
                 with np.errstate(invalid="ignore"):
                     # an intermediate beyond the range excuses a non-finite result -- but not where the naive
                     # value is NaN while the exact one is finite (0/0 at a removable singularity: 1/x peaks)
                     overflow = (peak > big) & ~(np.isnan(naive) & np.isfinite(exact))
             except (_Unsupported, TypeError, ValueError):
-                err, overflow = np.abs(exact) * 4, np.zeros(n, bool)
+                err, overflow, removable = np.abs(exact) * 4, np.zeros(n, bool), np.ones(n, bool)
             # atol: results within 2**20 of the underflow threshold are noise (intermediates underflow first)
             tol = RTOL[dtype] * np.abs(exact) + C_BOUND * eps * err + 2.0**20 * float(finfo.tiny)
             case.exact[k], case.alts[k], case.tol[k] = exact, alts, tol
-            case.must_be_finite[k] = (np.abs(exact) < limit) & ~overflow
+            # where the first-order error bound of the formula in this format exceeds the value itself, no
+            # digit is determined, and an intermediate may round onto a singularity (log1p(log1p(x)) at
+            # float32 x = 1/e - 1: log1p(x) rounds to -1): a non-finite result there is the format's, not a
+            # bug -- except where the naive value is NaN and the exact one finite (a removable singularity
+            # the code must patch; its bound above is a stand-in, not a measured loss)
+            with np.errstate(invalid="ignore"):
+                lost = (np.abs(exact) > 0) & (C_BOUND * eps * err >= np.abs(exact)) & ~removable
+            case.must_be_finite[k] = (np.abs(exact) < limit) & ~overflow & ~lost
         return case
 
 
