@@ -24,7 +24,7 @@ LEARNABLE = ()
 _HALF = (torch.float16, torch.bfloat16)
 NATIVE = {"op": "tanh", "value": ("float32", "float64"), "grad_x": (), "module": ()}
 _NATIVE = ()
-_NATIVE_VALUE = (torch.float32, torch.float64)
+_NATIVE_VALUE = ()
 _NATIVE_GRAD = ()
 BACKENDS = ("eager", "compile")
 _COMPILED = {}  # function -> torch.compile'd function (backend "compile")
@@ -93,23 +93,6 @@ class TanhFunction(torch.autograd.Function):
         return (_cast(grad_x(grad_, *up), saved[0].dtype), *tail)
 
 
-class _TanhNative(torch.autograd.Function):
-    """TanhFunction on PyTorch's fused kernels (see "native" above), for x.dtype in _NATIVE_VALUE."""
-
-    @staticmethod
-    def forward(ctx, x):
-        ctx.save_for_backward(x)
-        return torch.tanh(x)
-
-    @staticmethod
-    def backward(ctx, grad):
-        (x,) = ctx.saved_tensors
-        if x.dtype in _NATIVE_GRAD and not torch.is_grad_enabled():
-            return torch.ops.aten.tanh_backward(grad, torch.tanh(x))
-        grad_x = _kernel("eager", tanh_grad_x, tanh_grad_x_nograd, x, grad)
-        return grad_x(grad, x)
-
-
 class _TanhFunctionCtx(torch.autograd.Function):
     """TanhFunction with an old-style ``forward(ctx, ...)``: same math, cheaper ``apply``."""
 
@@ -127,8 +110,6 @@ def _apply(x, *args):
         raise TypeError(f"Tanh expects a floating-point tensor, got {what} (convert it, e.g. x.float())")
     if torch._C._are_functorch_transforms_active():
         return TanhFunction.apply(x, *args)
-    if x.dtype in _NATIVE_VALUE and args[0] == "eager":
-        return _TanhNative.apply(x)
     return _TanhFunctionCtx.apply(x, *args)
 
 
