@@ -250,12 +250,29 @@ def _bits(got: np.ndarray, exact: np.ndarray, dtype) -> np.ndarray:
     return np.where(known, bits, 0.0)
 
 
+_UNSET = object()
+
+
 class _Scorer:
     def __init__(self, x, params, pvals, pts, exact, original=None):
         self.x, self.params, self.pvals, self.pts, self.exact = x, params, pvals, pts, exact
         self.in32 = _in32(pts)
         self.original = original
         self._derivs: dict = {}
+        self._original_ok = _UNSET  # the original's finite-slope mask at self.pts, once computed
+
+    def _original_slope(self, pts):
+        """_finite_slope of the original (None if it cannot be evaluated), once for the sample points: every
+        candidate is compared with it."""
+        if pts is self.pts and self._original_ok is not _UNSET:
+            return self._original_ok
+        try:
+            want = self._finite_slope(self.original, pts)
+        except (_Unsupported, RuntimeError, TypeError, ValueError):
+            want = None
+        if pts is self.pts:
+            self._original_ok = want
+        return want
 
     def _finite_slope(self, expr, pts) -> np.ndarray:
         """Where d(expr)/dx evaluates finite, in float64 and (inside its range) float32. The generated code
@@ -287,10 +304,7 @@ class _Scorer:
             u = _values(la.args[0], self.x, self.params, self.pvals, pts, np.float64)
             cost = cost + np.where(np.isfinite(u) & (u != 0), 0.0, 2 * WORST)
         if self.original is not None and expr != self.original:
-            try:
-                want = self._finite_slope(self.original, pts)
-            except (_Unsupported, RuntimeError, TypeError, ValueError):
-                want = None
+            want = self._original_slope(pts)
             if want is not None and want.any():
                 try:
                     got = self._finite_slope(expr, pts)
