@@ -298,8 +298,56 @@ def _taylor_if_removable(value: sp.Expr, x: sp.Symbol, r: sp.Expr, order: int = 
                 return None
         with time_budget(SERIES_SECONDS):  # a real removable singularity: worth more time than a guess
             return sp.series(plain, x, r, order).removeO()
+    except _Timeout:
+        return numeric_taylor(plain, x, r, order)  # SymPy took too long: the coefficients by contour integrals
     except _ANALYSIS_ERRORS:
         return None
+
+
+#: Contour integrals for :func:`numeric_taylor`: points on each circle, the two radii, working digits.
+CONTOUR_POINTS = 64
+CONTOUR_RADII = (sp.Rational(1, 4), sp.Rational(1, 16))
+CONTOUR_DPS = 50
+
+
+def numeric_taylor(value: sp.Expr, x: sp.Symbol, r: sp.Expr, order: int = TAYLOR_ORDER) -> sp.Expr | None:
+    """The Taylor polynomial (``order`` terms, 30-digit coefficients) of a parameter-free ``value`` at ``r``
+    from Cauchy's integral formula, where SymPy's symbolic series is too slow: the trapezoidal rule on circles
+    of two radii around r (``CONTOUR_POINTS`` points, ``CONTOUR_DPS`` digits) gives the Laurent coefficients.
+    The point is removable only if the negative ones vanish and the two circles agree on every kept
+    coefficient (another singularity inside a circle makes them differ); otherwise None."""
+    import mpmath
+
+    if value.free_symbols != {x} or not r.is_number:
+        return None
+    try:
+        with time_budget(LIMIT_SECONDS):
+            fn = sp.lambdify(x, value, modules="mpmath")
+            with mpmath.workdps(CONTOUR_DPS):
+                r0 = mpmath.mpf(str(sp.N(r, CONTOUR_DPS + 10)))
+                n = CONTOUR_POINTS
+                roots = [mpmath.expj(2 * mpmath.pi * j / n) for j in range(n)]
+                found = []
+                for rho in CONTOUR_RADII:
+                    rho = mpmath.mpf(rho.p) / rho.q
+                    vals = [mpmath.mpc(fn(r0 + rho * w)) for w in roots]
+                    scale = max(abs(v) for v in vals)
+                    if not mpmath.isfinite(scale) or scale == 0:
+                        return None
+                    # c[k] = a_k * rho**k (k < 0: the principal part, which a removable point does not have)
+                    c = {k: mpmath.fsum(v * w ** (-k) for v, w in zip(vals, roots)) / n for k in range(-3, order)}
+                    if any(abs(c[k]) > mpmath.mpf(10) ** -30 * scale for k in range(-3, 0)):
+                        return None
+                    found.append(([c[k] / rho**k for k in range(order)], rho, scale))
+                (a, rho, scale), (b, _, _) = found
+                for k in range(order):
+                    if abs(a[k] - b[k]) * rho**k > mpmath.mpf(10) ** -28 * scale or abs(a[k].imag) * rho**k > \
+                            mpmath.mpf(10) ** -28 * scale:
+                        return None
+                coeffs = [sp.Float(mpmath.nstr(b[k].real, 30), 30) for k in range(order)]
+    except (*_ANALYSIS_ERRORS, ZeroDivisionError, OverflowError):
+        return None
+    return sp.Add(*[c * (x - r) ** k for k, c in enumerate(coeffs) if c != 0])
 
 
 def truncate_taylor(poly: sp.Expr, x: sp.Symbol, r: sp.Expr, order: int = TAYLOR_ORDER) -> sp.Expr:
@@ -309,9 +357,30 @@ def truncate_taylor(poly: sp.Expr, x: sp.Symbol, r: sp.Expr, order: int = TAYLOR
     t = sp.Dummy("t")
     terms = sp.expand(poly.subs(x, r + t))
     kept = sp.Add(*[a for a in sp.Add.make_args(terms) if a.as_coeff_exponent(t)[1] < order])  # t**(21/2) too
+    # coefficients that are irrational numbers (exp(1/2)/(64 + 448*exp(1/2) + ...) from softplus at the point)
+    # as 30-digit floats: the same value to far below float64's rounding, and a readable patch
+    kept = sp.Add(*[_numeric(c) * k for k, c in sp.collect(sp.expand(kept), t, evaluate=False).items()])
     if r == 0:
         return stabilize(sp.expand(kept.subs(t, x)))
-    return stabilize(kept.xreplace({t: sp.Add(x, -r, evaluate=False)}))
+    # Horner's form in (x - r): c*(x - r) with a number c would be distributed by SymPy into c*x - c*r, which
+    # cancels for large r; (x - r)*(c1 + (x - r)*(...)) keeps every level a product of two sums
+    by_power = sp.collect(kept, t, evaluate=False)
+    if any(k != 1 and not (k == t or (k.is_Pow and k.base == t and k.exp.is_Integer and k.exp > 0))
+           for k in by_power):
+        return stabilize(kept.xreplace({t: sp.Add(x, -r, evaluate=False)}))
+    degree = {1: 0, t: 1, **{k: int(k.exp) for k in by_power if k.is_Pow}}
+    coeff = {degree[k]: c for k, c in by_power.items()}
+    u = sp.Add(x, -r, evaluate=False)
+    h = sp.S.Zero
+    for k in range(max(coeff), -1, -1):
+        h = coeff.get(k, sp.S.Zero) + u * h
+    return stabilize(h)
+
+
+def _numeric(c: sp.Expr) -> sp.Expr:
+    if c.is_number and not c.is_Rational and not c.free_symbols:
+        return sp.Float(c.evalf(30), 30)
+    return c
 
 
 #: A patch's truncation error must stay below this fraction of its value.
@@ -419,14 +488,95 @@ def _patch_at(e: sp.Expr, x: sp.Symbol, r: sp.Expr, known, record, top: bool,
         if full is None:
             if top and record is not None:
                 record[r] = None  # a branch vanishing at r without a polynomial: none is reused at r
-            return e, False
+            # SymPy found no series of the whole value (or not in time): patch the smallest singular units
+            return _patch_units(e, x, r, subs)
         if top and record is not None:
             # two branches of f patched at the same point with different polynomials: which one a derivative
             # branch belongs to is unknown (conditions merge), so none is reused there
             record[r] = full if r not in record or record[r] == full else None
+    return _taylor_patch(e, full, x, r, subs), True
+
+
+def _value_at(e: sp.Expr, x: sp.Symbol, r: sp.Expr, subs: dict | None) -> complex | None:
+    """e at x = r (parameters at ``subs``) as a number; None where it is not a finite number there."""
+    try:
+        with time_budget(LIMIT_SECONDS):
+            v = complex(sp.N(e.subs(x, r).subs(subs or {}), 20))
+    except (*_ANALYSIS_ERRORS, ZeroDivisionError):
+        return None
+    return v if v == v and abs(v) != float("inf") else None
+
+
+def _is_pole(e: sp.Expr, x: sp.Symbol, r: sp.Expr) -> bool:
+    """e is ``d**-k`` with d(r) = 0: a factor that is infinite at r."""
+    return bool(e.is_Pow and e.exp.is_negative and e.base.has(x) and _vanishes_at(e, x, r))
+
+
+def _patch_units(e: sp.Expr, x: sp.Symbol, r: sp.Expr, subs: dict | None) -> tuple[sp.Expr, bool]:
+    """The removable singularity at ``r`` patched in the smallest subexpressions that carry it, where the
+    whole value has no (timely) series: ``tan(tanh(sqrt(softplus(x) + 1)*(1 - cos(u))/u**2))`` becomes
+    ``tan(tanh(sqrt(softplus(x) + 1)*P(u)))`` with ``P`` the patch of ``(1 - cos(u))/u**2`` alone.
+
+    A product: its pole factors (``d**-k``, d(r) = 0) and the factors that are 0 at r (what may cancel the
+    pole) form the unit; every other factor is patched on its own (``sigmoid(sin(x)/x)``) and stays outside.
+    A sum: each term is patched on its own; the terms still not finite at r are patched together (their
+    poles may cancel each other: ``1/x - 1/sin(x)``). A function of a singular argument: its argument.
+    Anything SymPy cannot expand in time stays as it was (the self-check then refuses the code)."""
+    if isinstance(e, sp.logic.boolalg.Boolean) or not e.has(x) or not _vanishes_at(e, x, r):
+        return e, False
+    changed = False
+    if e.is_Mul:
+        poles, zeros, outside = [], [], []
+        for a in e.args:
+            if _is_pole(a, x, r):
+                poles.append(a)
+                continue
+            v, c = _patch_units(a, x, r, subs)
+            if poles is not None and _value_at(v, x, r, subs) == 0:
+                zeros.append(a)
+            else:
+                outside.append(v)
+                changed |= c
+        if poles:
+            unit = sp.Mul(*poles, *zeros)
+            full = _taylor_if_removable(unit, x, r, TAYLOR_ORDER + 1)
+            if full is None:
+                return e, False  # the product stays singular: patching its factors would not help
+            return sp.Mul(*outside, _taylor_patch(unit, full, x, r, subs)), True
+        return (sp.Mul(*outside, *zeros) if changed else e), changed
+    if e.is_Add:
+        fixed, rest = [], []
+        for a in e.args:
+            v, c = _patch_units(a, x, r, subs)
+            if not _vanishes_at(a, x, r) or _value_at(v, x, r, subs) is not None:
+                fixed.append(v)
+                changed |= c
+            else:
+                rest.append(a)
+        if len(rest) > 1:
+            unit = sp.Add(*rest)
+            common = sp.factor_terms(unit)  # sqrt(s)*sin(u)/u**2 - 4*sqrt(s)*sin(u/2)**2/u**3: sqrt(s) outside
+            if common.is_Mul:
+                v, c = _patch_units(common, x, r, subs)
+                if c and _value_at(v, x, r, subs) is not None:
+                    return sp.Add(*fixed, v), True
+            full = _taylor_if_removable(unit, x, r, TAYLOR_ORDER + 1)
+            if full is not None:
+                return sp.Add(*fixed, _taylor_patch(unit, full, x, r, subs)), True
+        return (sp.Add(*fixed, *rest) if changed else e), changed
+    args = []
+    for a in e.args:
+        v, c = _patch_units(a, x, r, subs)
+        args.append(v)
+        changed |= c
+    return (e.func(*args) if changed else e), changed
+
+
+def _taylor_patch(e: sp.Expr, full: sp.Expr, x: sp.Symbol, r: sp.Expr, subs: dict | None) -> sp.Expr:
+    """``e`` near r replaced by the truncation of its Taylor polynomial ``full`` (one term more than kept)."""
     taylor = truncate_taylor(full, x, r)
     radius = taylor_radius(full, x, r, subs)
-    return sp.Piecewise((taylor, sp.Abs(x - r) < radius), (e, True)), True
+    return sp.Piecewise((taylor, sp.Abs(x - r) < radius), (e, True))
 
 
 def _agrees_near(poly: sp.Expr, e: sp.Expr, x: sp.Symbol, r: sp.Expr, subs: dict | None) -> bool:

@@ -86,6 +86,46 @@ def sample_points() -> np.ndarray:
     return np.unique(np.concatenate([pts, sub32, -sub32]))
 
 
+def special_points(expr: sp.Expr, x: sp.Symbol) -> np.ndarray:
+    """Points where ``expr``'s own structure changes, and their neighbours: the roots of every parameter-free
+    condition (``x < 3``, ``Abs(x - pi) < 0.038`` -- the centre of a Taylor patch and its two edges), each
+    with neighbours at 1e-2, 1e-4 and 1e-7 of its scale on both sides. The generic samples rarely fall
+    inside a patch's interval, and a rewrite that ruins the patch must be measured there."""
+    roots: set[float] = set()
+    for rel in expr.atoms(sp.core.relational.Relational):
+        if rel.free_symbols != {x}:
+            continue
+        d = rel.lhs - rel.rhs
+        for u in [d, *(a.args[0] for a in d.atoms(sp.Abs))]:
+            roots |= _linear_roots(u, x)
+        k, rest = d.as_independent(x, as_Add=True)
+        if isinstance(rest, sp.Abs) and k.is_number:  # |u| = -k
+            for side in (-k, k):
+                roots |= _linear_roots(rest.args[0] + side, x)
+    out = []
+    for r in roots:
+        scale = max(1.0, abs(r))
+        out.append(r)
+        for h in (1e-2, 1e-4, 1e-7):
+            out += [r - h * scale, r + h * scale]
+    pts = np.array([v for v in out if math.isfinite(v) and abs(v) < F32_MAX], dtype=np.float64)
+    return np.unique(pts.astype(np.float32).astype(np.float64))
+
+
+def _linear_roots(u: sp.Expr, x: sp.Symbol) -> set[float]:
+    try:
+        poly = sp.Poly(u, x)
+    except (sp.PolynomialError, sp.GeneratorsNeeded):
+        return set()
+    if poly.degree() != 1:
+        return set()
+    c1, c0 = poly.all_coeffs()
+    try:
+        return {float(-c0 / c1)}
+    except (TypeError, ValueError, ZeroDivisionError):
+        return set()
+
+
 def _in32(pts: np.ndarray) -> np.ndarray:
     """The points that are float32 numbers (scored in float32 too)."""
     with np.errstate(over="ignore"):
@@ -735,7 +775,7 @@ def _check_time() -> None:
 
 def _improve(expr, x, params, pvals, alternatives):
     pvals = [float(np.float32(v)) for v in pvals]
-    pts = sample_points()
+    pts = np.unique(np.concatenate([sample_points(), special_points(expr, x)]))
     try:
         if _screen_ok(expr, x, params, pvals, pts):
             return expr

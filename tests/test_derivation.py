@@ -165,3 +165,47 @@ def test_a_reused_taylor_patch_belongs_to_its_branch():
         u = mpmath.mpf(xv) - 1
         exact = min(c, mpmath.mpf("2.702")) - mpmath.asinh(u) / u - 0.5 * xv + 9 * xv
         assert abs(g - float(exact)) <= 1e-9 * abs(float(exact)), (xv, g, float(exact))
+
+
+def test_numeric_taylor_matches_the_symbolic_series_and_refuses_what_is_not_removable():
+    import math
+
+    from actsym.derive import numeric_taylor
+
+    for text, r in [("sin(x)/x", 0), ("expm1(x - 1)/(x - 1)", 1), ("(1 - cos(x + 1/2))*sqrt(log(1 + exp(x)) + 1)"
+                                                                   "/(x + 1/2)**2", sp.Rational(-1, 2))]:
+        e = parse_expression(text)
+        got = numeric_taylor(e, X, sp.sympify(r), 10)
+        assert got is not None, text
+        for t in (r - sp.Rational(1, 50), r + sp.Rational(1, 70)):  # 10 terms: truncation error < 1e-16 there
+            a, b = float(got.subs(X, t).evalf(30)), float(e.subs(X, t).evalf(30))
+            assert math.isclose(a, b, rel_tol=1e-15), (text, t, a, b)
+    # a pole, a branch point, and a removable point with another pole inside the contour: no polynomial
+    for text in ["1/x", "sqrt(x)/x**(1/4)", "sin(x)/x + 1/(x - 1/10)"]:
+        assert numeric_taylor(parse_expression(text), X, sp.S.Zero, 10) is None, text
+    # a parameter: the polynomial would freeze its value, so none
+    assert numeric_taylor(sp.sin(sp.Symbol("a") * X) / X, X, sp.S.Zero, 10) is None
+
+
+def test_a_singular_unit_is_patched_alone_and_a_patch_far_from_zero_does_not_cancel():
+    import math
+
+    import mpmath
+
+    from actsym.derive import _patch_units, patch_removable
+
+    # the whole value's series is not needed: the regular factor stays outside, the unit gets the patch
+    g = sp.Function("g")(X)  # SymPy cannot expand an undefined function: only the unit can be patched
+    e = g * sp.sin(X) / X
+    patched, changed = _patch_units(e, X, sp.S.Zero, None)
+    assert changed and patched.has(sp.Piecewise) and patched.has(g)
+    assert patched.subs(g, 1).subs(X, 0) == 1
+    # expm1(x - 100)/(x - 100): the patch in Horner form in (x - 100); expanded into powers of x it
+    # would lose ~6 bits at x = 100.01 to cancellation
+    e = parse_expression("expm1(x - 100)/(x - 100)")
+    patched, pts = patch_removable(e, X)
+    assert pts == [100.0]
+    f = sp.lambdify(X, patched, modules="math")
+    for t in (100.01, 99.97, 100.0):
+        exact = float(mpmath.expm1(mpmath.mpf(t) - 100) / (mpmath.mpf(t) - 100)) if t != 100 else 1.0
+        assert math.isclose(f(t), exact, rel_tol=4e-16), (t, f(t), exact)
