@@ -54,22 +54,33 @@ class FusedActivation(torch.nn.Module):
                 setattr(self, p, torch.nn.Parameter(value))
             else:
                 self.register_buffer(p, value)
-        self._op = fused_op(act).forward_overload
+        self._bind(fused_op(act))
+
+    def _bind(self, op) -> None:
+        self._op = op.forward_overload
+        self._act = op.act
+        self._act.code  # the eager math (ONNX export runs it), built now: never while an exporter traces  # noqa: B018
 
     # the op handle is process-local: pickling/deepcopy keep the spec and look the op up again
     def __getstate__(self):
         state = self.__dict__.copy()
         state.pop("_op", None)
+        state.pop("_act", None)
         return state
 
     def __setstate__(self, state):
         from actsym.codegen.custom_op import fused_op
 
         super().__setstate__(state)
-        self._op = fused_op(self._activation_type(self.spec)).forward_overload
+        self._bind(fused_op(self._activation_type(self.spec)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._op(x, *(getattr(self, p) for p in self._pnames))
+        params = [getattr(self, p) for p in self._pnames]
+        if torch.onnx.is_in_onnx_export():  # ONNX has no Triton kernel: export the same function's eager math
+            from actsym.codegen.custom_op import eager_forward
+
+            return eager_forward(self._act, x, params)
+        return self._op(x, *params)
 
     def extra_repr(self) -> str:
         ps = ", ".join(f"{p}={getattr(self, p).tolist()}" for p in self._pnames)
