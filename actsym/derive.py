@@ -290,6 +290,10 @@ def _taylor_if_removable(value: sp.Expr, x: sp.Symbol, r: sp.Expr, order: int = 
         # ((x - |x|)/atan(sign(x)) has limit 0 from both sides, and SymPy's series of it is 0)
         return None
     plain = _plain(value)
+    if plain.free_symbols == {x}:  # no parameter: the coefficients by contour integrals (fast, any shape)
+        taylor = numeric_taylor(plain, x, r, order)
+        if taylor is not None:
+            return taylor
     try:
         with time_budget(LIMIT_SECONDS):
             left = sp.limit(plain, x, r, "-")
@@ -344,7 +348,10 @@ def numeric_taylor(value: sp.Expr, x: sp.Symbol, r: sp.Expr, order: int = TAYLOR
                     if abs(a[k] - b[k]) * rho**k > mpmath.mpf(10) ** -28 * scale or abs(a[k].imag) * rho**k > \
                             mpmath.mpf(10) ** -28 * scale:
                         return None
-                coeffs = [sp.Float(mpmath.nstr(b[k].real, 30), 30) for k in range(order)]
+                # a coefficient below the noise floor (an odd one of an even function: 1e-45 instead of 0) is 0
+                floor = mpmath.mpf(10) ** -27 * scale
+                coeffs = [sp.Float(mpmath.nstr(b[k].real, 30), 30) if abs(b[k].real) * rho**k > floor else sp.S.Zero
+                          for k in range(order)]
     except (*_ANALYSIS_ERRORS, ZeroDivisionError, OverflowError):
         return None
     return sp.Add(*[c * (x - r) ** k for k, c in enumerate(coeffs) if c != 0])

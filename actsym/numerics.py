@@ -192,3 +192,25 @@ def _exact(fn, x0, pv):
                     if abs(a - b) <= abs(b) * mpmath.mpf(10) ** -20:
                         return b
     return prev
+
+
+def split_product(e: sp.Expr) -> tuple[sp.Expr, list, list]:
+    """The order of a product's floating-point operations, shared by the generated code
+    (:mod:`actsym.codegen.ir`) and the regime scorer (:mod:`actsym.regimes`), so that what is measured is
+    what runs: (numeric coefficient, factors, denominators); the factors are multiplied left to right,
+    compound ones before symbols, then divided by the product of the denominators, and the coefficient comes
+    last (``4*x*sigmoid(-x)`` at x = 1e308 is ``(sigmoid(-x)*x)*4`` = 0, not ``(4*x)*...`` = inf*0)."""
+    coef = sp.S.One
+    factors, dens = [], []
+    for f in e.args:
+        if f.is_number:
+            coef *= f
+        elif f.is_Pow and f.exp.is_Integer and f.exp < 0:
+            dens.append(f.base if f.exp == -1 else f.base ** (-f.exp))
+        else:
+            factors.append(f)
+    return coef, compound_first(factors), compound_first(dens)
+
+
+def compound_first(items: list) -> list:
+    return [a for a in items if not a.is_Symbol] + [a for a in items if a.is_Symbol]

@@ -41,8 +41,10 @@ import scipy.special as _sps
 import sympy as sp
 
 from actsym.functions import expm1, log1p, logabs, sigmoid, softplus
-from actsym.numerics import exact_value, guarded_lambdify
+from actsym.numerics import exact_value, guarded_lambdify, split_product
 
+#: A limit at infinity replaces a function only at |x| >= TAIL (and only beyond where it is lost).
+TAIL = 1e6
 #: At most this many intervals of x with different formulas.
 MAX_REGIMES = 4
 #: Bits (summed over the sample, float32 + float64) a split must save.
@@ -53,6 +55,8 @@ SWITCH_PENALTY = 24.0
 NOISE_BITS = 2.0
 #: Cost of an inf/NaN where the exact value is finite (and of any error beyond it).
 WORST = 64.0
+#: Cost of a logabs form where its argument is 0 or inf (its derivatives are not finite there).
+LOGABS_PENALTY = WORST / 2
 #: Candidates larger than this many operations (or than 4x the original) are not considered.
 MAX_OPS = 400
 #: Seconds for the whole search of one function (past it, the function is kept as it is).
@@ -78,7 +82,9 @@ def sample_points() -> np.ndarray:
     both dtypes)."""
     mags = np.concatenate([10.0 ** np.linspace(-300, 300, 41), 10.0 ** np.linspace(-3, 3, 49),
                            np.array([0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 8.0, 15.0, 30.0, 60.0, 90.0, 150.0, 400.0,
-                                     750.0])])
+                                     750.0]),
+                           # the top of each format, where a constant factor alone overflows (25*x at 1e37)
+                           np.array([1e19, 1e35, 1e37, 1e38, 3e38, 1e305, 1e307, 1e308])])
     pts = np.concatenate([[0.0], mags, -mags])
     mid = (np.abs(pts) < F32_MAX) & (np.abs(pts) >= F32_TINY)
     pts[mid] = pts[mid].astype(np.float32).astype(np.float64)
@@ -193,9 +199,8 @@ def evaluate(expr: sp.Basic, env: dict, dtype) -> np.ndarray:
             for a in e.args[1:]:
                 out = out + ev(a)
             return out
-        if e.is_Mul:
-            num = [a for a in e.args if not (a.is_Pow and a.exp.is_Integer and a.exp < 0)]
-            den = [a.base ** -a.exp for a in e.args if a.is_Pow and a.exp.is_Integer and a.exp < 0]
+        if e.is_Mul:  # in the generated code's order (actsym.numerics.split_product): the coefficient last
+            coef, num, den = split_product(e)
             out = None
             for a in num:
                 out = ev(a) if out is None else out * ev(a)
@@ -204,6 +209,8 @@ def evaluate(expr: sp.Basic, env: dict, dtype) -> np.ndarray:
                 for a in den[1:]:
                     d = d * ev(a)
                 out = const(1) / d if out is None else out / d
+            if coef != 1 or out is None:
+                out = ev(coef) if out is None else out * ev(coef)
             return out
         if e.is_Pow:
             b, p = e.args
@@ -300,6 +307,7 @@ class _Scorer:
         self.original = original
         self._derivs: dict = {}
         self._original_ok = _UNSET  # the original's finite-slope mask at self.pts, once computed
+        self._original_values = None  # the original's finite-value mask at self.pts, once computed
 
     def _original_slope(self, pts):
         """_finite_slope of the original (None if it cannot be evaluated), once for the sample points: every
@@ -314,6 +322,33 @@ class _Scorer:
             self._original_ok = want
         return want
 
+    def _tail(self, pts) -> np.ndarray:
+        """The points at or beyond (on their side of 0) the innermost point with |x| >= TAIL where the
+        original's value is non-finite."""
+        lost = ~self._original_finite(pts) & (np.abs(pts) >= TAIL)
+        ok = np.zeros(len(pts), bool)
+        if (lost & (pts > 0)).any():
+            ok |= pts >= pts[lost & (pts > 0)].min()
+        if (lost & (pts < 0)).any():
+            ok |= pts <= pts[lost & (pts < 0)].max()
+        return ok
+
+    def _original_finite(self, pts) -> np.ndarray:
+        """Where the original's value is finite in float64 and (inside its range) float32."""
+        if pts is self.pts and self._original_values is not None:
+            return self._original_values
+        try:
+            ok = np.isfinite(_values(self.original, self.x, self.params, self.pvals, pts, np.float64))
+            in32 = _in32(pts)
+            if in32.any():
+                ok[in32] &= np.isfinite(_values(self.original, self.x, self.params, self.pvals, pts[in32],
+                                                np.float32))
+        except (_Unsupported, RuntimeError, TypeError, ValueError):
+            ok = np.ones(len(pts), bool)
+        if pts is self.pts:
+            self._original_values = ok
+        return ok
+
     def _finite_slope(self, expr, pts) -> np.ndarray:
         """Where d(expr)/dx evaluates finite, in float64 and (inside its range) float32. The generated code
         of a function is differentiated by autograd (double backward, torch.func), so a form that is right
@@ -321,7 +356,9 @@ class _Scorer:
         chosen where the original's derivative is finite."""
         d = self._derivs.get(expr)
         if d is None:
-            d = self._derivs[expr] = sp.diff(expr, self.x)
+            # autograd's derivative of sign/Heaviside is 0: SymPy's Dirac deltas are dropped, as in actsym.derive
+            d = self._derivs[expr] = sp.diff(expr, self.x).replace(lambda t: isinstance(t, sp.DiracDelta),
+                                                                  lambda t: sp.S.Zero)
         ok = np.isfinite(_values(d, self.x, self.params, self.pvals, pts, np.float64))
         in32 = _in32(pts)
         if in32.any():
@@ -338,11 +375,17 @@ class _Scorer:
             v32[in32] = _values(expr, self.x, self.params, self.pvals, pts[in32], np.float32)
         c32 = np.where(in32, _bits(v32, exact, np.float32), 0.0)
         cost = np.maximum(c64 - NOISE_BITS, 0.0) + np.maximum(c32 - NOISE_BITS, 0.0)
-        # log|u| at u = 0 gives the right value (exp(-inf) = 0) but 1/u = inf in every derivative: a form
-        # with logabs is never chosen where its argument vanishes
+        # log|u| at u = 0 (or inf) gives the right value (exp(-inf) = 0) but 1/u = inf in every derivative:
+        # a form with logabs is chosen where its argument vanishes only if every other one gets the value
+        # itself wrong there (a NaN value costs more than a NaN second derivative: LOGABS_PENALTY < WORST)
         for la in expr.atoms(logabs):
             u = _values(la.args[0], self.x, self.params, self.pvals, pts, np.float64)
-            cost = cost + np.where(np.isfinite(u) & (u != 0), 0.0, 2 * WORST)
+            cost = cost + np.where(np.isfinite(u) & (u != 0), 0.0, LOGABS_PENALTY)
+        if self.original is not None and not expr.has(self.x):
+            # a limit at infinity (an approximation, not an identity): only in a far tail (|x| >= TAIL) from
+            # the innermost point out where the original's value is lost (non-finite) -- the parameters move
+            # in training, and the limit is exact only far out
+            cost = cost + np.where(self._tail(pts), 0.0, 4 * WORST)
         if self.original is not None and expr != self.original:
             want = self._original_slope(pts)
             if want is not None and want.any():
@@ -472,15 +515,22 @@ def _log_space(e: sp.Expr, x: sp.Symbol, powers: bool, scaled: bool = False) -> 
                 logs.append(-softplus(-f.args[0]))
             elif f.is_Pow and isinstance(f.base, sigmoid) and f.exp.is_Integer:
                 logs.append(-f.exp * softplus(-f.base.args[0]))
+            elif f.is_Pow and isinstance(f.base, sp.exp):  # exp(u)**b = exp(b*u) for real u, any b
+                logs.append(f.exp * f.base.args[0])
             else:
                 rest.append(f)
-        if not logs or (len(logs) < 2 and not powers):
+        if not powers and len(logs) < 2:
             return m
         if powers:
+            joining = [f for f in rest if _joins(f, x)]
+            # without an exponential, only a ratio of powers (x*softplus(x)/(x + c*exp(-x)) at x = 1e20 is
+            # inf/inf; its log-space form is finite)
+            if not logs and not (len(joining) >= 2 and any(f.as_base_exp()[1] < 0 for f in joining)):
+                return m
             kept = []
             for f in rest:
-                base, k = f.as_base_exp()
-                if k.is_Integer and base.has(x) and not isinstance(base, (sp.Abs, sp.sign)):
+                if f in joining:
+                    base, k = f.as_base_exp()
                     logs.append(k * _log_abs(base, x, scaled))
                     if k % 2:
                         kept.append(sp.sign(base))
@@ -492,6 +542,11 @@ def _log_space(e: sp.Expr, x: sp.Symbol, powers: bool, scaled: bool = False) -> 
         return sp.Mul(*rest) * sp.exp(sp.Add(*logs), evaluate=False)
 
     return e.replace(lambda t: t.is_Mul, fold)
+
+
+def _joins(f: sp.Expr, x) -> bool:
+    base, k = f.as_base_exp()
+    return bool(k.is_Integer and base.has(x) and not isinstance(base, (sp.Abs, sp.sign)))
 
 
 def log_space_products(e: sp.Expr, x, subs: dict) -> list[sp.Expr]:
@@ -558,11 +613,13 @@ def conjugates(e: sp.Expr, x, subs: dict) -> list[sp.Expr]:
 
 
 def scaled_roots(e: sp.Expr, x, subs: dict) -> list[sp.Expr]:
-    """``sqrt(P(x))`` (or its reciprocal) with P a polynomial of even degree 2d as ``|x|**d*sqrt(P/x**(2d))``:
-    no overflow of x**(2d) at large |x|."""
+    """``P(x)**q`` (q not an integer: sqrt, ``**(3/2)``, ...) with P a polynomial of even degree 2d as
+    ``|x|**(2dq)*(P/x**(2d))**q``: no overflow of x**(2d) at large |x|; then ``x**m*|x|**k`` in a product as
+    ``sign(x)**m*|x|**(m + k)`` (``x**3/(a*x**2 + 1)**(3/2)`` is ``sign(x)/(a + x**-2)**(3/2)``)."""
     reps = {}
     for p in e.atoms(sp.Pow):
-        if abs(p.exp) != sp.S.Half or not p.base.has(x):
+        q = p.exp
+        if not (q.is_Rational and not q.is_Integer) or not p.base.has(x):
             continue
         try:
             poly = sp.Poly(p.base, x)
@@ -571,10 +628,28 @@ def scaled_roots(e: sp.Expr, x, subs: dict) -> list[sp.Expr]:
         deg = poly.degree()
         if deg < 2 or deg % 2:
             continue
-        d = deg // 2
-        root = sp.Abs(x) ** d * sp.sqrt(sp.expand(p.base / x ** (2 * d)))
-        reps[p] = root if p.exp > 0 else 1 / root
-    return [e.xreplace(reps)] if reps else []
+        reps[p] = sp.Abs(x) ** (deg * q) * sp.expand(p.base / x**deg) ** q
+    if not reps:
+        return []
+    return [_merge_abs_powers(e.xreplace(reps), x)]
+
+
+def _merge_abs_powers(e: sp.Expr, x) -> sp.Expr:
+    def merge(m):
+        m_exp, k_exp, rest = 0, 0, []
+        for f in m.args:
+            base, k = f.as_base_exp()
+            if base == x and k.is_Integer:
+                m_exp += int(k)
+            elif base == sp.Abs(x):
+                k_exp += k
+            else:
+                rest.append(f)
+        if not m_exp or not k_exp:
+            return m
+        return sp.Mul(*rest) * sp.sign(x) ** (m_exp % 2) * sp.Abs(x) ** (m_exp + k_exp)
+
+    return e.replace(lambda t: t.is_Mul, merge)
 
 
 def log1p_forms(e: sp.Expr, x, subs: dict) -> list[sp.Expr]:
@@ -595,8 +670,35 @@ def combined_powers(e: sp.Expr, x, subs: dict) -> list[sp.Expr]:
     return [c] if c != e else []
 
 
+def limits_at_infinity(e: sp.Expr, x, subs: dict) -> list[sp.Expr]:
+    """The limits of e at x -> +oo and -oo where they exist (constants, maybe in the parameters): a candidate
+    for the far tails only, where the direct formula is lost to an overflowing intermediate that the value
+    does not depend on (``exp(-s**2*x**2)*cos(w*x)`` at x = 1e37: cos(inf) is NaN, the product is 0)."""
+    from actsym.derive import _plain
+
+    if e.has(sp.Piecewise, sp.Max, sp.Min, sp.Heaviside):
+        return []
+    # each parameter with the sign of its value (SymPy's limit may depend on it: exp(-s**2*x**2) needs s != 0)
+    signed = {}
+    for p, v in subs.items():
+        if v == 0:
+            return []
+        signed[p] = sp.Dummy(p.name, positive=True) if v > 0 else sp.Dummy(p.name, negative=True)
+    back = {d: p for p, d in signed.items()}
+    plain = _plain(e).xreplace(signed)
+    out = []
+    for end in (sp.oo, -sp.oo):
+        try:
+            lim = sp.limit(plain, x, end)
+        except (NotImplementedError, ValueError, TypeError):
+            continue
+        if lim.is_finite and not lim.has(x, sp.AccumBounds, sp.nan) and lim.xreplace(back) not in out:
+            out.append(lim.xreplace(back))
+    return out
+
+
 GENERATORS = (combined_powers, exp_normal_forms, log_space_products, common_denominator, conjugates, scaled_roots,
-              log1p_forms, taylor_at_zero)
+              log1p_forms, limits_at_infinity, taylor_at_zero)
 
 
 def candidates(e: sp.Expr, x, subs: dict, alternatives=(), near_zero: bool = True) -> list[sp.Expr]:
@@ -623,10 +725,14 @@ def candidates(e: sp.Expr, x, subs: dict, alternatives=(), near_zero: bool = Tru
             if isinstance(base, sp.Piecewise):  # each branch on its own (a Taylor polynomial of one branch)
                 if gen is taylor_at_zero and any(v.has(x) and v.is_polynomial(x) for v, _ in base.args):
                     continue  # already patched near a point with a polynomial (a removable singularity)
-                pieces = [(next(iter(run(gen, v)), v), c) for v, c in base.args]
-                new = sp.Piecewise(*pieces)
-                if new != base and new not in out and sp.count_ops(new) <= limit:
-                    out.append(new)
+                if gen is limits_at_infinity:
+                    continue  # a constant is not an identity: only as a whole function's tail (see _Scorer)
+                per_branch = [run(gen, v) for v, _ in base.args]
+                for i in range(max(map(len, per_branch), default=0)):  # the i-th rewrite of every branch
+                    pieces = [(outs[i] if i < len(outs) else v, c) for outs, (v, c) in zip(per_branch, base.args)]
+                    new = sp.Piecewise(*pieces)
+                    if new != base and new not in out and sp.count_ops(new) <= limit:
+                        out.append(new)
     # one more round for the roots (a conjugate whose square overflows: scale its roots too)
     for c in list(out[len(seeds):]):
         try:
@@ -716,7 +822,13 @@ def _short_between(lo: float, hi: float) -> float:
 
 
 def _boundary(score, exact_fn, a, b, lo: float, hi: float) -> float:
-    """Refine the switch from candidate a (left) to b (right) between samples lo < hi by bisection."""
+    """Refine the switch from candidate a (left) to b (right) between samples lo < hi by bisection (kept
+    inside float32's range where lo or hi is: float32 code must be able to write the boundary)."""
+    top = float(np.finfo(np.float32).max)
+    if abs(lo) <= top < hi:
+        hi = top
+    if lo < -top <= hi:
+        lo = -top
     for _ in range(24):
         if lo > 0 and hi > 0 and hi / lo > 1.5:
             mid = math.sqrt(lo * hi)

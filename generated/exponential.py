@@ -7,7 +7,7 @@
 # f(x)         Piecewise((x, x >= 0), (x*exp(a)/(-x + exp(a)), True))
 # df/dx        Piecewise((1, x >= 0), (exp(2*a)/(x - exp(a))**2, True))
 # df/da        Piecewise((0, x >= 0), (-x**2*exp(a)/(x - exp(a))**2, True))
-# accuracy     df/da: 2 accuracy regimes, split at x = -1e+15
+# accuracy     df/da: 2 accuracy regimes, split at x = -1e+19
 # ops          forward 6, backward 27 (after CSE)
 # hash         df5e7a841387a555
 # --------------------------------------------------------------------------------------------------------
@@ -52,12 +52,12 @@ def exponential_grad_all(grad, x, a):
     m0 = (x >= 0)
     m1 = ~m0
     xs0 = torch.where(m1, x, -0.5)
-    m2 = (x < -1000000000000000)
-    xs1 = torch.where(m2, x, -1000000000000000.5)
+    m2 = (x < -1e+19)
+    xs1 = torch.where(m2, x, -1e+19)
     t0 = ~m2
     m3 = m0 & t0
     m4 = m1 & t0
-    xs2 = torch.where(m4, x, -500000000000000)
+    xs2 = torch.where(m4, x, -5e+18)
     t1 = torch.exp(a * 2)
     t2 = torch.exp(a)
     t3 = t2 - xs1
@@ -94,12 +94,12 @@ def exponential_grad_all_nograd(grad, x, a):
     m0 = (x >= 0)
     m1 = ~m0
     xs0 = torch.where(m1, x, -0.5)
-    m2 = (x < -1000000000000000)
-    xs1 = torch.where(m2, x, -1000000000000000.5)
+    m2 = (x < -1e+19)
+    xs1 = torch.where(m2, x, -1e+19)
     b0 = ~m2
     m3 = m0 & b0
     m4 = m1 & b0
-    xs2 = torch.where(m4, x, -500000000000000)
+    xs2 = torch.where(m4, x, -5e+18)
     t0 = torch.exp(a * 2)
     t1 = torch.exp(a)
     t2 = t1 - xs1

@@ -107,11 +107,11 @@ def rational_bwd_kernel(grad_ptr, x_ptr, p_a_ptr, gx_ptr, g_p_a_ptr, M, K, C, IN
         m0 = (x >= 0)
         m1 = ~(m0)
         xs0 = tl.where(m1, x, tl.full((), -0.5, COMPUTE))
-        m2 = (x < -1000000000000000)
-        xs1 = tl.where(m2, x, tl.full((), -1000000000000000.5, COMPUTE))
+        m2 = (x < -1e+19)
+        xs1 = tl.where(m2, x, tl.full((), -1e+19, COMPUTE))
         m3 = (m0) & (~(m2))
         m4 = (~(m0)) & (~(m2))
-        xs2 = tl.where(m4, x, tl.full((), -500000000000000, COMPUTE))
+        xs2 = tl.where(m4, x, tl.full((), -5e+18, COMPUTE))
         t0 = p_a - xs1
         if NEED_X:
             gx = grad*tl.where(m0, tl.full((), 1, COMPUTE), (p_a*p_a)/((p_a - xs0)*(p_a - xs0)))

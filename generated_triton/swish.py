@@ -120,11 +120,11 @@ def swish_bwd_kernel(grad_ptr, x_ptr, p_beta_ptr, gx_ptr, g_p_beta_ptr, M, K, C,
         x = tl.load(x_ptr + _offs, mask=_valid, other=0.0).to(COMPUTE)
         grad = tl.load(grad_ptr + _offs, mask=_valid, other=0.0).to(COMPUTE)
         p_beta = _param(p_beta_ptr, _ch, PC_p_beta, COMPUTE)
-        m0 = (x < -1000000000000000)
-        xs0 = tl.minimum(x, -1000000000000000, propagate_nan=tl.PropagateNan.ALL)
+        m0 = (x < -1e+19)
+        xs0 = tl.minimum(x, -1e+19, propagate_nan=tl.PropagateNan.ALL)
         m1 = (x < 749.5)
         m2 = (m1) & (~(m0))
-        xs1 = tl.minimum(tl.maximum(x, -1000000000000000, propagate_nan=tl.PropagateNan.ALL), 749.5, propagate_nan=tl.PropagateNan.ALL)
+        xs1 = tl.minimum(tl.maximum(x, -1e+19, propagate_nan=tl.PropagateNan.ALL), 749.5, propagate_nan=tl.PropagateNan.ALL)
         xs2 = tl.maximum(x, 749.5, propagate_nan=tl.PropagateNan.ALL)
         t0 = p_beta*x
         t1 = p_beta*xs0

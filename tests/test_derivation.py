@@ -199,7 +199,7 @@ def test_a_singular_unit_is_patched_alone_and_a_patch_far_from_zero_does_not_can
     e = g * sp.sin(X) / X
     patched, changed = _patch_units(e, X, sp.S.Zero, None)
     assert changed and patched.has(sp.Piecewise) and patched.has(g)
-    assert patched.subs(g, 1).subs(X, 0) == 1
+    assert abs(float(patched.subs(g, 1).subs(X, 0)) - 1) < 1e-25
     # expm1(x - 100)/(x - 100): the patch in Horner form in (x - 100); expanded into powers of x it
     # would lose ~6 bits at x = 100.01 to cancellation
     e = parse_expression("expm1(x - 100)/(x - 100)")

@@ -202,3 +202,61 @@ def test_masked_branch_fill_keeps_double_backward_finite():
     x = torch.tensor([0.7, -0.3, 1.5, -2.0], dtype=torch.float64, requires_grad=True)
     d = torch.tensor(0.5, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradgradcheck(lambda x, d: act.functional(x, d), (x, d))
+
+
+#: overflow classes found by the accuracy table in the literature corpus (isru/isrlu d/dalpha, eis1 f, srs
+#: d/dalpha): inf/inf or inf*0 where the exact value is finite; (expression, params, wrt, x, dtype, bits):
+#: finite, and within ``bits`` bits of error (a log-space form at |x| = 1e159 has log|x| ~ 368 times the
+#: rounding of its exponent: up to ~9 bits, which is the honest price of a finite answer there)
+OVERFLOWS = [
+    ("x/sqrt(alpha*x**2 + 1)", {"alpha": 1.0}, "alpha", -2.2147e153, torch.float64, 3),
+    ("x/sqrt(alpha*x**2 + 1)", {"alpha": 1.0}, "alpha", -3.61125e37, torch.float32, 3),
+    ("x*log(1 + exp(x))/(x + 29*exp(-x)/25)", {}, None, 5.73672e159, torch.float64, 10),
+    ("x*log(1 + exp(x))/(x + 29*exp(-x)/25)", {}, None, 1.24981e20, torch.float32, 7),
+    ("x*log(1 + exp(x))/(x + 29*exp(-x)/25)", {}, None, -3.61125e37, torch.float32, 0),
+    ("x/(exp(-x/beta) + x/alpha)", {"alpha": 2.0, "beta": 3.0}, "alpha", -2.55602e300, torch.float64, 0),
+    ("x/(exp(-x/beta) + x/alpha)", {"alpha": 2.0, "beta": 3.0}, "alpha", -3.61125e37, torch.float32, 0),
+    ("exp(-x**2/(2*sigma**2))**b", {"sigma": 1.0, "b": 2.0}, "sigma", -3.61125e37, torch.float32, 0),
+    ("exp(-s0**2*x**2)*cos(omega0*x)", {"omega0": 20.0, "s0": 10.0}, None, -3.61125e37, torch.float32, 0),
+    ("exp(-s0**2*x**2)*cos(omega0*x)", {"omega0": 20.0, "s0": 10.0}, "x", 3.3434e37, torch.float32, 0),
+]
+
+
+@pytest.mark.parametrize("expr,params,wrt,x0,dtype,bits", OVERFLOWS)
+def test_overflow_classes_are_finite_and_accurate(expr, params, wrt, x0, dtype, bits):
+    x0 = float(torch.tensor(x0, dtype=dtype))
+    got = _value(expr, params, wrt, x0, dtype)
+    exact = _exact(expr, params, wrt, x0)
+    assert math.isfinite(got), (got, exact)
+    if exact == 0 or abs(exact) < float(torch.finfo(dtype).tiny):
+        assert abs(got) < float(torch.finfo(dtype).tiny), (got, exact)
+    else:
+        assert _ulps(got, exact, dtype) <= 2.0**bits, (got, exact)
+
+
+def test_scaled_roots_merge_the_powers_of_x():
+    x, a = sp.symbols("x a", real=True)
+    (c,) = regimes.scaled_roots(-x**3 / (2 * (a * x**2 + 1) ** sp.Rational(3, 2)), x, {a: 1.0})
+    assert not c.has(x**3) and c.has(sp.sign(x)) and not c.has(sp.Abs(x))
+    v = float(regimes.evaluate(c, {x: np.array([-1e300]), a: np.array([1.0])}, np.float64)[0])
+    assert v == 0.5
+
+
+def test_boundaries_stay_inside_float32_where_a_sample_is():
+    # a switch between a float32 sample and one beyond float32's range is written at a float32 number
+    t = regimes._boundary(lambda c, p, e: np.array([0.0 if c == "a" else 1.0]), lambda v: 0.0, "a", "b",
+                          3e38, 1e45)
+    assert abs(float(np.float32(t))) < math.inf and 3e38 < t
+
+
+def test_a_limit_at_infinity_is_used_only_in_the_far_tail():
+    # the tail regime (the limit 0) of exp(-s0**2*x**2)*cos(omega0*x) was chosen at s0 = 10; with s0 trained
+    # down to 0.1 the function at moderate x is far from its limit, and the module must still be right there
+    act = actsym.define("rp", "exp(-s0**2*x**2)*cos(omega0*x)", {"omega0": 20.0, "s0": 10.0})
+    f = act.derivation.patched["f"]
+    assert isinstance(f, sp.Piecewise) and any(not v.has(act.spec.x) for v, _ in f.args)  # it has a tail regime
+    for x0 in (3.0, 50.0, 1e4):
+        x = torch.tensor([x0], dtype=torch.float64)
+        got = act.functional(x, 20.0, 0.1).item()
+        exact = float(mpmath.exp(-mpmath.mpf("0.01") * x0**2) * mpmath.cos(20 * mpmath.mpf(x0)))
+        assert abs(got - exact) <= 1e-12 * max(abs(exact), 1e-300), (x0, got, exact)

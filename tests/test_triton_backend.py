@@ -584,3 +584,13 @@ def test_make_functional():
 
 if __name__ == "__main__" and len(sys.argv) == 3 and sys.argv[1] == "--interpreter-worker":
     _interpreter_worker(sys.argv[2])
+
+
+def test_big_integer_constants_print_as_float_literals():
+    # Triton's integer literals are 32/64-bit: a regime split at x = -1e19 must be a float literal
+    import sympy as sp
+
+    from actsym.codegen.triton_printer import TritonPrinter
+
+    assert TritonPrinter().doprint(sp.Integer(-(10**19))) == "-1e+19"
+    assert TritonPrinter().doprint(sp.Integer(7)) == "7"

@@ -33,6 +33,7 @@ import sympy as sp
 
 from actsym.codegen.printer import TORCH_FUNCTIONS, Clamp, Select, UnsupportedNode, Where
 from actsym.functions import StableFunction, logabs, ndtr
+from actsym.numerics import compound_first, split_product
 
 FLOAT_KINDS = ("const", "param", "full")
 MASK_KINDS = ("pmask", "mask")
@@ -399,7 +400,7 @@ class Builder:
                 continue
             c, _ = t.as_coeff_Mul()
             (neg if c.is_negative else pos).append(t)
-        terms = [(1, t) for t in _compound_first(pos)] + [(-1, -t) for t in _compound_first(neg)]
+        terms = [(1, t) for t in compound_first(pos)] + [(-1, -t) for t in compound_first(neg)]
         c = number(const) if const != 0 else None
         (sign, first), *rest = terms
         if sign < 0 and c is not None:  # every term negative: c - t0 - t1 ...
@@ -415,25 +416,17 @@ class Builder:
 
     def _mul(self, e: sp.Mul) -> int:
         g = self.g
-        coef = sp.S.One
-        factors, dens = [], []
-        for f in e.args:
-            if f.is_number:
-                coef *= f
-            elif f.is_Pow and f.exp.is_Integer and f.exp < 0:
-                dens.append(f.base if f.exp == -1 else f.base ** (-f.exp))
-            else:
-                factors.append(f)
+        coef, factors, dens = split_product(e)  # the order the regime scorer measured (actsym.numerics)
         c = number(coef)
         negate = c == -1.0
         scale = None if abs(c) == 1.0 else c
         v = None
-        for f in _compound_first(factors):
+        for f in factors:
             w = self(f)
             v = w if v is None else g.op("mul", v, w)
         if dens:
             d = None
-            for f in _compound_first(dens):
+            for f in dens:
                 w = self(f)
                 d = w if d is None else g.op("mul", d, w)
             # as torch's c/t: reciprocal, then the coefficient; a/d before the coefficient (a tiny a times
@@ -467,10 +460,6 @@ class Builder:
             p = int(exp) if exp.is_Integer else number(exp)
             return g.op("powc", b, attr=(p,))
         return g.op("pow", self(base), self(exp))
-
-
-def _compound_first(items: list) -> list:
-    return [a for a in items if not a.is_Symbol] + [a for a in items if a.is_Symbol]
 
 
 # ------------------------------------------------------------------------------------------------------

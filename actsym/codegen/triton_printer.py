@@ -179,7 +179,8 @@ class TritonPrinter(LogicPrinting, StrPrinter):
 
     # -- atoms -------------------------------------------------------------------------------------
     def _print_Integer(self, e):
-        return str(int(e))
+        # Triton's integer literals are at most 64-bit (int32 unless larger): a big one is a float literal
+        return str(int(e)) if abs(int(e)) < 2**31 else num(e)
 
     def _print_Rational(self, e):
         return num(e)
