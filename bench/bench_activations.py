@@ -37,6 +37,43 @@ COMPOSITES = {
 }
 
 
+def _floats(e):
+    """Numeric subexpressions (sqrt(2)) as floats: SymPy's torch printer passes them to torch as Python numbers."""
+    return e.replace(lambda t: t.is_number and not t.is_Atom, lambda t: t.evalf(17))
+
+
+def naive_pair(name: str):
+    """(f, df/dx) as plain torch code lambdified from the *source* expression (parameters at their initial
+    values) and its plain SymPy derivative (Dirac deltas dropped): what a researcher writes by hand."""
+    import sympy as sp
+
+    from actsym.derive import _plain
+
+    spec = actsym.get(name).spec
+    e = _floats(_plain(spec.expr).subs({p: spec.params[p.name].init for p in spec.param_symbols}))
+    d = sp.diff(e, spec.x).replace(lambda t: isinstance(t, sp.DiracDelta), lambda t: sp.S.Zero)
+    return sp.lambdify(spec.x, e, modules="torch"), sp.lambdify(spec.x, _floats(d), modules="torch")
+
+
+def seed_function(name: str):
+    """A "seed-style" hand-written autograd.Function (the reference articles' pattern): forward computes f
+    with torch ops and saves x, backward computes grad * df/dx with torch ops."""
+    f, df = naive_pair(name)
+
+    class Seed(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            ctx.save_for_backward(x)
+            return f(x)
+
+        @staticmethod
+        def backward(ctx, grad):
+            (x,) = ctx.saved_tensors
+            return grad * df(x)
+
+    return Seed.apply
+
+
 def saved_bytes(fn, x) -> int:
     """Bytes of distinct tensors autograd saves for backward when running fn(x)."""
     seen: dict[int, int] = {}
@@ -76,10 +113,20 @@ def bench_one(name: str, numel: int, repeat: int, use_compile: bool, baseline: s
     native = native_module(name)
     if native is not None:
         variants["native"] = native
-    if name in COMPOSITES:
-        variants["composite"] = COMPOSITES[name]
+    composite = COMPOSITES.get(name)
+    if composite is None:
+        try:
+            composite = naive_pair(name)[0]
+        except Exception:  # noqa: BLE001 - SymPy's torch printer lacks a function: no composite column
+            composite = None
+    if composite is not None:
+        variants["composite"] = composite
         if use_compile:
-            variants["compile(composite)"] = torch.compile(COMPOSITES[name])
+            variants["compile(composite)"] = torch.compile(composite)
+    try:
+        variants["seed Function"] = seed_function(name)
+    except Exception:  # noqa: BLE001 - as above
+        pass
     times: dict[str, list[float]] = {k: [] for k in variants}
     for fn in variants.values():  # warm-up (and compilation)
         fwd_bwd(fn, x, g)
@@ -102,11 +149,12 @@ def main(argv=None) -> None:
     ap.add_argument("--baseline", help="directory of older generated modules to time as 'baseline'")
     ap.add_argument("--threads", type=int, help="torch.set_num_threads (1 avoids thread-pool stalls on a busy machine)")
     ap.add_argument("--json")
+    ap.add_argument("--markdown", help="write the table (with machine, versions and command) to this file")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, float32, {args.numel:,} elements, fwd+bwd")
-    cols = ["baseline", "generated", "gen(compile)", "native", "composite", "compile(composite)"]
+    cols = ["baseline", "generated", "gen(compile)", "native", "composite", "compile(composite)", "seed Function"]
     heads = {"compile(composite)": "compile(c)"}
     header = f"{'activation':<10} " + " ".join(f"{heads.get(c, c):>12}" for c in cols)
     header += f"  {'gen/native':>10} {'composite/gen':>13} {'cgen/native':>11}  saved MB gen/native/composite"
@@ -132,6 +180,48 @@ def main(argv=None) -> None:
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=2)
+    if args.markdown:
+        write_markdown(Path(args.markdown), rows, cols, args, argv)
+
+
+def write_markdown(path: Path, rows: list[dict], cols: list[str], args, argv) -> None:
+    """docs/benchmarks.md: median times and the ratios to the native module and to the generated default,
+    all measured side by side in this one run."""
+    import os
+    import platform
+    import sys
+
+    command = "python bench/bench_activations.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    cpu = platform.processor() or platform.machine()
+    lines = [
+        "# Benchmarks: forward + backward of one activation",
+        "",
+        f"Measured {time.strftime('%Y-%m-%d')} with `{command}` on {cpu}, {os.cpu_count()} cores, "
+        f"{torch.get_num_threads()} torch threads, torch {torch.__version__}, Python {platform.python_version()}; "
+        f"float32, {args.numel:,} elements, median of {args.repeat} interleaved rounds. All variants of a row were "
+        "timed side by side in the same process (machines are noisy: compare ratios, not absolute times).",
+        "",
+        "Variants: *generated* = the default module (`actsym.get(name).module()`), *gen(compile)* = "
+        "`backend=\"compile\"`, *native* = PyTorch's own module, *composite* = plain torch ops with autograd, "
+        "*compile(composite)* = `torch.compile` of it, *seed Function* = a hand-written `autograd.Function` "
+        "(forward and hand-derived backward in plain torch ops, saving x: the reference articles' pattern).",
+        "",
+        "| activation | " + " | ".join(f"{c} (ms)" for c in cols if any(c in r["median_s"] for r in rows))
+        + " | generated / native | seed / generated | generated / compile(composite) |",
+    ]
+    used = [c for c in cols if any(c in r["median_s"] for r in rows)]
+    lines.append("|" + "---|" * (len(used) + 4))
+
+    def ratio(m, a, b):
+        return f"{m[a] / m[b]:.2f}" if a in m and b in m else "–"
+
+    for r in rows:
+        m = r["median_s"]
+        cells = [f"{m[c] * 1e3:.1f}" if c in m else "–" for c in used]
+        lines.append(f"| {r['name']} | " + " | ".join(cells) + f" | {ratio(m, 'generated', 'native')} | "
+                     f"{ratio(m, 'seed Function', 'generated')} | {ratio(m, 'generated', 'compile(composite)')} |")
+    path.write_text("\n".join(lines) + "\n")
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":
