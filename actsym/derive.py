@@ -282,6 +282,30 @@ def _contains(region: sp.Set, r: sp.Expr) -> bool:
         return False
 
 
+#: Taylor polynomials found, by (value, x, r, order): f and its derivatives share their singular units, and a
+#: unit's polynomial does not change (failures are not kept: they may be timeouts of a busy moment).
+_TAYLOR_CACHE: dict = {}
+_TAYLOR_CACHE_SIZE = 512
+
+
+def _cached(fn):
+    def wrapper(*args):
+        key = (fn.__name__, *(tuple(a) if isinstance(a, list) else a for a in args))
+        hit = _TAYLOR_CACHE.get(key)
+        if hit is not None:
+            return hit
+        out = fn(*args)
+        if out is not None:
+            if len(_TAYLOR_CACHE) >= _TAYLOR_CACHE_SIZE:
+                _TAYLOR_CACHE.pop(next(iter(_TAYLOR_CACHE)))
+            _TAYLOR_CACHE[key] = out
+        return out
+
+    wrapper.__name__, wrapper.__doc__ = fn.__name__, fn.__doc__
+    return wrapper
+
+
+@_cached
 def _taylor_if_removable(value: sp.Expr, x: sp.Symbol, r: sp.Expr, order: int = TAYLOR_ORDER) -> sp.Expr | None:
     """The Taylor polynomial (``order`` terms) of ``value`` at ``r`` if both one-sided limits there exist and
     agree; None if they don't, or SymPy cannot tell within ``LIMIT_SECONDS`` (the point stays unpatched)."""
@@ -491,6 +515,15 @@ def _patch_at(e: sp.Expr, x: sp.Symbol, r: sp.Expr, known, record, top: bool,
     if top and known is not None and known.get(r) is not None and _agrees_near(known[r], e, x, r, subs):
         full = known[r]
     else:
+        if e.free_symbols - {x}:
+            # parameters: SymPy's limits of a whole value are slow there (seconds, often past LIMIT_SECONDS);
+            # the smallest singular units first, each by the quotient of Taylor series (cached across f
+            # and its derivatives, which share them)
+            v, changed = _patch_units(e, x, r, subs)
+            if changed and _value_at(v, x, r, subs) is not None:
+                if top and record is not None:
+                    record[r] = None  # no whole-value polynomial to hand down
+                return v, True
         full = _taylor_if_removable(e, x, r, TAYLOR_ORDER + 1)
         if full is None:
             if top and record is not None:
@@ -539,18 +572,25 @@ def _patch_units(e: sp.Expr, x: sp.Symbol, r: sp.Expr, subs: dict | None) -> tup
                 poles.append(a)
                 continue
             v, c = _patch_units(a, x, r, subs)
-            if poles is not None and _value_at(v, x, r, subs) == 0:
-                zeros.append(a)
+            if _value_at(v, x, r, subs) == 0:
+                zeros.append((a, v))
             else:
                 outside.append(v)
-                changed |= c
+            changed |= c
         if poles:
-            unit = sp.Mul(*poles, *zeros)
-            full = _taylor_if_removable(unit, x, r, TAYLOR_ORDER + 1)
+            unit = sp.Mul(*poles, *(a for a, _ in zeros))
+            # with parameters, the quotient of the two factors' Taylor series first (SymPy's limits of the
+            # whole are slow there, and contour integrals cannot keep parameters symbolic)
+            parametric = bool(unit.free_symbols - {x})
+            full = _quotient_series([v for _, v in zeros], poles, x, r, TAYLOR_ORDER + 1) if parametric else None
+            if full is None:
+                full = _taylor_if_removable(unit, x, r, TAYLOR_ORDER + 1)
+            if full is None and not parametric:
+                full = _quotient_series([v for _, v in zeros], poles, x, r, TAYLOR_ORDER + 1)
             if full is None:
                 return e, False  # the product stays singular: patching its factors would not help
             return sp.Mul(*outside, _taylor_patch(unit, full, x, r, subs)), True
-        return (sp.Mul(*outside, *zeros) if changed else e), changed
+        return (sp.Mul(*outside, *(v for _, v in zeros)) if changed else e), changed
     if e.is_Add:
         fixed, rest = [], []
         for a in e.args:
@@ -577,6 +617,52 @@ def _patch_units(e: sp.Expr, x: sp.Symbol, r: sp.Expr, subs: dict | None) -> tup
         args.append(v)
         changed |= c
     return (e.func(*args) if changed else e), changed
+
+
+@_cached
+def _quotient_series(zeros: list, poles: list, x: sp.Symbol, r: sp.Expr, order: int) -> sp.Expr | None:
+    """The Taylor polynomial (``order`` terms) at r of ``prod(zeros) / prod(d**k for the poles d**-k)`` as the
+    quotient of the two factors' own Taylor series (each analytic at r; the patches of inner removable
+    singularities stand as their polynomials), where SymPy's limits of the whole are too slow -- typically with
+    parameters, which contour integrals cannot keep symbolic. None unless the numerator vanishes at r at least
+    to the order of the denominator's zero (then the point is removable)."""
+    def polynomial(v):  # an inner patch Piecewise((P, |x - r| < rho), (orig, True)) -> P
+        return v.replace(lambda n: isinstance(n, sp.Piecewise) and len(n.args) == 2 and n.args[1].cond is sp.true
+                         and isinstance(n.args[0].cond, sp.StrictLessThan) and n.args[0].cond.lhs == sp.Abs(x - r),
+                         lambda n: n.args[0].expr)
+
+    num = sp.Mul(*[polynomial(v) for v in zeros])
+    den = sp.Mul(*[p.base ** (-p.exp) for p in poles])
+    if any(k.has(x) for k in sp.Add(num, den).atoms(*_NON_ANALYTIC)):
+        return None
+    t = sp.Dummy("t")
+    try:
+        with time_budget(SERIES_SECONDS):
+            extra = 6
+            a = _coefficients(_plain(num).subs(x, r + t), t, order + extra)
+            b = _coefficients(_plain(den).subs(x, r + t), t, order + extra)
+            if a is None or b is None:
+                return None
+            m = next((k for k, c in enumerate(b) if sp.simplify(c) != 0), None)
+            if m is None or m >= extra or any(sp.simplify(c) != 0 for c in a[:m]):
+                return None
+            a, b = a[m:], b[m:]
+            q: list = []
+            for k in range(order):  # power-series division: sum_j b_j q_{k-j} = a_k
+                q.append(sp.cancel((a[k] - sum(b[j] * q[k - j] for j in range(1, k + 1))) / b[0]))
+    except (*_ANALYSIS_ERRORS, sp.PolynomialError, ZeroDivisionError):
+        return None
+    return sp.Add(*[c * (x - r) ** k for k, c in enumerate(q)])
+
+
+def _coefficients(e: sp.Expr, t: sp.Symbol, n: int) -> list | None:
+    """The first n Taylor coefficients of e (analytic at t = 0), or None."""
+    s = sp.series(e, t, 0, n).removeO()
+    poly = sp.Poly(s, t) if s.has(t) else None
+    if poly is None:
+        return [s] + [sp.S.Zero] * (n - 1)
+    coeffs = dict(zip((m[0] for m in poly.monoms()), poly.coeffs()))
+    return [coeffs.get(k, sp.S.Zero) for k in range(n)]
 
 
 def _taylor_patch(e: sp.Expr, full: sp.Expr, x: sp.Symbol, r: sp.Expr, subs: dict | None) -> sp.Expr:

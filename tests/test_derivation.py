@@ -209,3 +209,15 @@ def test_a_singular_unit_is_patched_alone_and_a_patch_far_from_zero_does_not_can
     for t in (100.01, 99.97, 100.0):
         exact = float(mpmath.expm1(mpmath.mpf(t) - 100) / (mpmath.mpf(t) - 100)) if t != 100 else 1.0
         assert math.isclose(f(t), exact, rel_tol=4e-16), (t, f(t), exact)
+
+
+def test_quotient_series_keeps_parameters_symbolic():
+    from actsym.derive import _quotient_series
+
+    s = sp.Symbol("s", real=True)
+    num = s * X * sp.exp(s * X) - expm1(s * X)
+    got = _quotient_series([num], [X**-2], X, sp.S.Zero, 6)
+    exact = sp.series(num / X**2, X, 0, 6).removeO()
+    assert got is not None and sp.simplify(sp.expand(got - exact)) == 0
+    # a numerator that does not vanish to the denominator's order: a pole, no polynomial
+    assert _quotient_series([sp.sin(s * X)], [X**-2], X, sp.S.Zero, 6) is None
