@@ -515,16 +515,24 @@ def _patch_at(e: sp.Expr, x: sp.Symbol, r: sp.Expr, known, record, top: bool,
     if top and known is not None and known.get(r) is not None and _agrees_near(known[r], e, x, r, subs):
         full = known[r]
     else:
+        full = None
         if e.free_symbols - {x}:
-            # parameters: SymPy's limits of a whole value are slow there (seconds, often past LIMIT_SECONDS);
-            # the smallest singular units first, each by the quotient of Taylor series (cached across f
-            # and its derivatives, which share them)
-            v, changed = _patch_units(e, x, r, subs)
-            if changed and _value_at(v, x, r, subs) is not None:
-                if top and record is not None:
-                    record[r] = None  # no whole-value polynomial to hand down
-                return v, True
-        full = _taylor_if_removable(e, x, r, TAYLOR_ORDER + 1)
+            # parameters: SymPy's limits of a whole value are slow there (seconds, often past LIMIT_SECONDS).
+            # A product of regular factors over poles: the quotient of their Taylor series (a polynomial of
+            # the whole value, handed down to the derivatives as usual); anything else: the smallest
+            # singular units first, each so (cached across f and its derivatives, which share them)
+            poles = [a for a in e.args if _is_pole(a, x, r)] if e.is_Mul else []
+            rest = [a for a in e.args if a not in poles] if poles else []
+            if poles and not any(_vanishes_at(a, x, r) for a in rest):
+                full = _quotient_series(rest, poles, x, r, TAYLOR_ORDER + 1)
+            if full is None:
+                v, changed = _patch_units(e, x, r, subs)
+                if changed and _value_at(v, x, r, subs) is not None:
+                    if top and record is not None:
+                        record[r] = None  # no whole-value polynomial to hand down
+                    return v, True
+        if full is None:
+            full = _taylor_if_removable(e, x, r, TAYLOR_ORDER + 1)
         if full is None:
             if top and record is not None:
                 record[r] = None  # a branch vanishing at r without a polynomial: none is reused at r
