@@ -13,6 +13,7 @@ import sympy as sp
 from sympy.printing.str import StrPrinter
 
 from actsym.functions import StableFunction, logabs, ndtr
+from actsym.numerics import compound_first
 
 
 class Where(sp.Function):
@@ -75,10 +76,6 @@ def num(v: float) -> str:
     return str(int(v)) if float(v).is_integer() and abs(v) < 2**53 else repr(float(v))
 
 
-def _compound_first(items: list) -> list:
-    return [a for a in items if not a.is_Symbol] + [a for a in items if a.is_Symbol]
-
-
 def mul_plan(e: sp.Mul) -> MulPlan:
     coef = sp.S.One
     factors, dens = [], []
@@ -91,7 +88,7 @@ def mul_plan(e: sp.Mul) -> MulPlan:
             factors.append(f)
     value = float(coef.evalf(17))
     negate = value == -1.0  # any other sign rides on the coefficient (negation is exact either way)
-    return MulPlan(negate, tuple(_compound_first(factors)), None if abs(value) == 1.0 else value, tuple(dens))
+    return MulPlan(negate, tuple(compound_first(factors)), None if abs(value) == 1.0 else value, tuple(dens))
 
 
 def add_plan(e: sp.Add) -> AddPlan:
@@ -106,7 +103,7 @@ def add_plan(e: sp.Add) -> AddPlan:
             neg.append(-t)
         else:
             pos.append(t)
-    terms = [(1, t) for t in _compound_first(pos)] + [(-1, t) for t in _compound_first(neg)]
+    terms = [(1, t) for t in compound_first(pos)] + [(-1, t) for t in compound_first(neg)]
     return AddPlan(tuple(terms), const)
 
 
