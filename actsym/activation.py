@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import importlib
-import time
 import types
 
 import sympy as sp
@@ -70,15 +69,15 @@ class Activation:
     # -- symbolic ----------------------------------------------------------------------------------
     def _budgeted(self, fn, *args, stage_name: str, partial: list | None = None):
         """``fn(*args)`` in a worker under what is left of this activation's budget."""
-        from actsym.budget import budget_seconds, run_budgeted
+        from actsym.budget import budget_seconds, cpu_clock, run_budgeted
 
         total = budget_seconds(self._budget)
-        start = time.monotonic()
+        start = cpu_clock()
         try:
             return run_budgeted(fn, *args, stage_name=stage_name, seconds=total - self._spent, total=total,
                                 partial=partial)[0]
         finally:
-            self._spent += time.monotonic() - start
+            self._spent += cpu_clock() - start
 
     @functools.cached_property
     def derivation(self):

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import functools
-import time
 
 from actsym.activation import Activation
-from actsym.budget import budget_seconds
+from actsym.budget import budget_seconds, cpu_clock
 from actsym.catalog import CATALOG
 from actsym.spec import make_spec
 
@@ -18,7 +17,7 @@ def define(name: str, expr, params=None, *, budget: float | None = None, verify:
     ``expr``: a SymPy expression or a string in ``x`` (parsed safely, see :mod:`actsym.parse`).
     ``params``: parameter name -> initial value (or :class:`~actsym.spec.Param`); all learnable by default.
     Options: ``fixed=("beta",)`` makes parameters non-learnable, ``class_name``, ``title``, ``reference``.
-    ``budget``: seconds for all symbolic work on this activation together (validation, derivation,
+    ``budget``: CPU seconds for all symbolic work on this activation together (validation, derivation,
     rendering; default ``ACTSYM_BUDGET`` or 30 s; 0 = no limit). Past it a stage is stopped and
     :class:`actsym.budget.BudgetExceeded` (an ``ExpressionError``) names it.
     ``verify``: self-check the generated code against an independent mpmath oracle on every eager path when
@@ -26,9 +25,9 @@ def define(name: str, expr, params=None, *, budget: float | None = None, verify:
     :class:`actsym.verify.VerificationFailed` (an ``ExpressionError``). ``verify=False`` skips it.
     """
     total = budget_seconds(budget)
-    start = time.monotonic()
+    start = cpu_clock()
     spec = make_spec(name, expr, params, budget=total, **options)
-    return Activation(spec, budget=total, spent=time.monotonic() - start, verify=verify)
+    return Activation(spec, budget=total, spent=cpu_clock() - start, verify=verify)
 
 
 def names() -> list[str]:

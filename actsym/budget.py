@@ -1,18 +1,21 @@
 """A hard time budget for the symbolic stages (validation probe, derivation, rendering).
 
 SymPy and mpmath can spend minutes inside one C-level operation (a big-integer power, ``evalf`` of a tower
-of exponentials, ``as_set`` of a product of many-branch Piecewise); a ``SIGALRM`` handler only runs between
+of exponentials, ``as_set`` of a product of many-branch Piecewise); a signal handler only runs between
 bytecodes, so it cannot interrupt them. :func:`run_budgeted` therefore runs a stage in a forked worker
 process and kills the worker when the budget is spent. The worker reports the name of the stage it is in
 (:func:`stage`), so the refusal says what ran out of time::
 
     actsym: error: derivation of df/db ran out of its 30 s budget
 
-Budget: ``DEFAULT_BUDGET`` = 30 s for all symbolic work of one activation together (validation, derivation
-and rendering), overridable with the ``ACTSYM_BUDGET`` environment variable (seconds; ``0`` or ``inf``
-means no limit) or a ``budget=`` argument. Where ``fork`` is unavailable (Windows) or ``ACTSYM_WORKER=0``,
-the stage runs in-process under a ``SIGALRM`` budget instead (main thread on Unix), which cannot interrupt
-C-level work.
+Budget: ``DEFAULT_BUDGET`` = 30 s **of CPU time** for all symbolic work of one activation together
+(validation, derivation and rendering), overridable with the ``ACTSYM_BUDGET`` environment variable (seconds;
+``0`` or ``inf`` means no limit) or a ``budget=`` argument. CPU time, not wall time: on a loaded machine (a CI
+runner, two jobs on two cores) the same expression gets the same work done, and the generated code does not
+depend on the load. A worker is also stopped after ``WALL_FACTOR`` times its budget of wall time (a process
+starved of CPU, or one blocked). Where ``fork`` is unavailable (Windows) or ``ACTSYM_WORKER=0``, the stage runs
+in-process under a ``SIGPROF`` (CPU-time) alarm instead (main thread on Unix), which cannot interrupt C-level
+work.
 
 An unexpected exception inside a stage (a SymPy ``PoleError``, ``OverflowError``, ...) becomes a one-line
 :class:`StageFailed` that names the stage and the exception type, so a user never sees a traceback, and a
@@ -36,6 +39,8 @@ import warnings
 from actsym.parse import ExpressionError
 
 DEFAULT_BUDGET = 30.0
+#: A worker is killed after this many times its CPU budget of wall time too.
+WALL_FACTOR = 4.0
 
 #: In a worker: the connection stage names and the result go through (None in the parent process).
 _CHANNEL = None
@@ -54,7 +59,25 @@ class StageFailed(ExpressionError):
 
 
 class _InProcessTimeout(BaseException):
-    """Raised by the fallback SIGALRM budget (BaseException: no ``except Exception`` swallows it)."""
+    """Raised by the fallback SIGPROF budget (BaseException: no ``except Exception`` swallows it)."""
+
+
+def cpu_clock() -> float:
+    """CPU seconds (user + system) of this process and of its children that have been waited for: what a
+    budget counts (a worker's time is counted once it has finished)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+def _child_cpu(pid: int) -> float | None:
+    """CPU seconds a running child has used so far (itself and its finished children; Linux ``/proc``),
+    or None where that cannot be read."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            fields = fh.read().rsplit(b")", 1)[1].split()
+        return sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")  # utime stime cutime cstime
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def budget_seconds(budget: float | None = None) -> float:
@@ -143,7 +166,7 @@ def run_budgeted(fn, *args, stage_name: str, seconds: float | None = None, total
     """``fn(*args)`` under a hard deadline of ``seconds`` (default :func:`budget_seconds`; what is left of an
     activation's budget when earlier stages spent some of it; ``<= 0`` refuses at once).
 
-    Returns ``(result, seconds_spent)``. The result must pickle. Raises :class:`BudgetExceeded` naming the
+    Returns ``(result, cpu_seconds_spent)``. The result must pickle. Raises :class:`BudgetExceeded` naming the
     stage that was running when time ran out, :class:`StageFailed` for an unexpected exception (or a
     worker that died), and re-raises :class:`ExpressionError` from ``fn`` as is. ``total`` is the whole
     budget ``seconds`` is what is left of (for the message; default ``seconds``). Values ``fn`` passes to
@@ -153,7 +176,7 @@ def run_budgeted(fn, *args, stage_name: str, seconds: float | None = None, total
     total = seconds if total is None else total
     if seconds <= 0:
         raise _out_of_time(stage_name, total)
-    start = time.monotonic()
+    start = cpu_clock()
     sink = [] if partial is None else partial
     _SINKS.append(sink)
     try:
@@ -163,7 +186,21 @@ def run_budgeted(fn, *args, stage_name: str, seconds: float | None = None, total
             result = _run_in_worker(fn, args, stage_name, seconds, total, sink)
     finally:
         _SINKS.pop()
-    return result, time.monotonic() - start
+    return result, cpu_clock() - start
+
+
+def run_hard(fn, *args, seconds: float, stage_name: str):
+    """``fn(*args)`` killed after ``seconds`` even inside a budget worker (a search with its own soft
+    deadline that must never outlast it: an alarm swallowed by an ``except Exception`` deep in SymPy, or a
+    C-level big-number operation, would otherwise spend the whole activation's budget). Runs in a forked
+    child where fork is available (nested forks are fine), else in-process. Returns the result (it must
+    pickle); raises :class:`BudgetExceeded` when the time ran out, as :func:`run_budgeted` does."""
+    if seconds <= 0:
+        raise _out_of_time(stage_name, seconds)
+    if not _fork_available() or not math.isfinite(seconds):
+        with stage(stage_name):
+            return fn(*args)
+    return _run_in_worker(fn, args, stage_name, seconds, seconds, [])  # the child reports to us only
 
 
 def deliver(value) -> None:
@@ -192,7 +229,7 @@ def _run_in_process(fn, args, stage_name, seconds, total):
     usable = (
         math.isfinite(seconds)
         and not in_worker()  # a worker is already under its parent's hard deadline
-        and hasattr(signal, "SIGALRM")
+        and hasattr(signal, "SIGPROF")
         and threading.current_thread() is threading.main_thread()
     )
     if not usable:
@@ -202,21 +239,22 @@ def _run_in_process(fn, args, stage_name, seconds, total):
 
     def handler(signum, frame):
         if in_finalizer(frame):
-            signal.setitimer(signal.ITIMER_REAL, 1e-3)
+            signal.setitimer(signal.ITIMER_PROF, 1e-3)
             return
         seen.append(current_stage())
+        signal.setitimer(signal.ITIMER_PROF, 0.1)  # again unless the stage is left by then
         raise _InProcessTimeout
 
-    old = signal.signal(signal.SIGALRM, handler)
-    signal.setitimer(signal.ITIMER_REAL, max(seconds, 1e-3))
+    old = signal.signal(signal.SIGPROF, handler)
+    signal.setitimer(signal.ITIMER_PROF, max(seconds, 1e-3))
     try:
         with stage(stage_name):
             return fn(*args)
     except _InProcessTimeout:
         raise _out_of_time((seen[0] if seen else None) or stage_name, total) from None
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
+        signal.setitimer(signal.ITIMER_PROF, 0)
+        signal.signal(signal.SIGPROF, old)
 
 
 def _run_in_worker(fn, args, stage_name, seconds, total, sink):
@@ -233,14 +271,18 @@ def _run_in_worker(fn, args, stage_name, seconds, total, sink):
         _worker_main(writer, fn, args, stage_name)
     writer.close()
     last = stage_name
-    deadline = time.monotonic() + seconds
+    started = time.monotonic()
+    wall_deadline = started + WALL_FACTOR * seconds
     message = None
     try:
         while True:
-            left = deadline - time.monotonic()
+            used = _child_cpu(pid)
+            if used is None:  # no /proc: wall time
+                used = time.monotonic() - started
+            left = min(seconds - used, wall_deadline - time.monotonic())
             if left <= 0:
                 break
-            if not reader.poll(min(left, 3600.0)):
+            if not reader.poll(min(left, 0.25)):
                 continue
             try:
                 kind, payload = reader.recv()

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import random
-import time
 from dataclasses import dataclass, field
 
 import mpmath
 import sympy as sp
 
-from actsym.budget import stage
+from actsym.budget import BudgetExceeded, cpu_clock, run_hard, stage
 from actsym.derive import (
     branches,
     differentiate,
@@ -29,6 +28,9 @@ from actsym.spec import ActivationSpec
 #: Seconds for the accuracy-regime searches of all of one activation's functions together (each also has
 #: its own limit, regimes.REGIME_SECONDS; a function left without time keeps its form).
 REGIME_TOTAL_SECONDS = 12
+#: Seconds past its own deadline after which one function's regime search is killed (it runs in a forked
+#: child: actsym.budget.run_hard) and the function keeps its form.
+REGIME_GRACE_SECONDS = 2
 
 
 class DerivativeCheckFailed(ExpressionError):
@@ -108,12 +110,20 @@ def derive(spec: ActivationSpec, simplify: bool = True, verify: bool = True, acc
             param_removable[key] = at
     if accurate:
         pvals = [v.init for v in spec.params.values()]
-        end = time.monotonic() + REGIME_TOTAL_SECONDS
+        end = cpu_clock() + REGIME_TOTAL_SECONDS  # CPU seconds, the searches' children included
         for key in list(patched):
             with stage(f"accuracy regimes of {_label(key)}"):
                 old = patched[key]
-                patched[key] = improve(old, x, spec.param_symbols, pvals, seconds=min(REGIME_SECONDS, end - time.monotonic()),
-                                       alternatives=lambda key=key: _unsimplified(key, f_raw, symbols, taylor_f, init))
+                seconds = min(REGIME_SECONDS, end - cpu_clock())
+                alternatives = lambda key=key: _unsimplified(key, f_raw, symbols, taylor_f, init)  # noqa: E731
+                if seconds < 0.05:
+                    continue
+                try:  # its own deadline is soft (checked between steps): a hard one on top, with a grace
+                    patched[key] = run_hard(improve, old, x, spec.param_symbols, pvals, alternatives, seconds,
+                                            seconds=seconds + REGIME_GRACE_SECONDS,
+                                            stage_name=f"accuracy regimes of {_label(key)}")
+                except BudgetExceeded:
+                    patched[key] = old  # the search overran: the function keeps its form
                 note = describe(old, patched[key], x)
                 if note:
                     regimes[key] = note

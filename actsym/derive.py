@@ -38,33 +38,42 @@ class _Timeout(Exception):
 
 @contextlib.contextmanager
 def time_budget(seconds: float):
-    """Raise :class:`_Timeout` inside the block after ``seconds`` (main thread on Unix only; else no limit)."""
-    usable = hasattr(signal, "SIGALRM") and threading.current_thread() is threading.main_thread()
+    """Raise :class:`_Timeout` inside the block after ``seconds`` of CPU time (``SIGPROF``: a loaded machine gets the
+    same work done, so what a search finds does not depend on the load; main thread on Unix only; else no limit)."""
+    usable = hasattr(signal, "SIGPROF") and threading.current_thread() is threading.main_thread()
     if not usable:
         yield
         return
 
+    armed = [True]
+
     def handler(signum, frame):
+        if not armed[0]:  # the block is being left
+            return
         if in_finalizer(frame):
             # a finalizer or __del__ running during garbage collection: an exception there is printed
             # ("Exception ignored in ...") and lost; raise a moment later, in ordinary code
-            signal.setitimer(signal.ITIMER_REAL, 1e-3)
+            signal.setitimer(signal.ITIMER_PROF, 1e-3)
             return
+        # again a moment later unless the block is left by then: SymPy catches ``Exception`` in places,
+        # and a swallowed timeout would leave the rest of the block without a limit
+        signal.setitimer(signal.ITIMER_PROF, 0.1)
         raise _Timeout
 
     # An enclosing budget (actsym.budget's in-process fallback, or another time_budget) keeps its deadline:
     # the inner one never outlasts it, and the outer alarm is re-armed on exit (due at once if it passed).
-    outer_left, _ = signal.getitimer(signal.ITIMER_REAL)
-    start = time.monotonic()
-    old = signal.signal(signal.SIGALRM, handler)
-    signal.setitimer(signal.ITIMER_REAL, min(seconds, outer_left) if outer_left > 0 else seconds)
+    outer_left, _ = signal.getitimer(signal.ITIMER_PROF)
+    start = time.process_time()  # what ITIMER_PROF counts: this process, every thread
+    old = signal.signal(signal.SIGPROF, handler)
+    signal.setitimer(signal.ITIMER_PROF, min(seconds, outer_left) if outer_left > 0 else seconds)
     try:
         yield
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
+        armed[0] = False
+        signal.setitimer(signal.ITIMER_PROF, 0)
+        signal.signal(signal.SIGPROF, old)
         if outer_left > 0:
-            signal.setitimer(signal.ITIMER_REAL, max(outer_left - (time.monotonic() - start), 1e-4))
+            signal.setitimer(signal.ITIMER_PROF, max(outer_left - (time.process_time() - start), 1e-4))
 
 
 def _function_types(e: sp.Basic) -> set[type]:

@@ -213,6 +213,61 @@ def test_inner_time_budget_keeps_the_outer_deadline(monkeypatch):
         run_budgeted(work, stage_name="derivation", seconds=0.4)
 
 
+def test_a_swallowed_timeout_fires_again(monkeypatch):
+    monkeypatch.setenv("ACTSYM_WORKER", "0")
+    start = time.monotonic()
+    with pytest.raises(_Timeout):
+        with time_budget(0.05):
+            try:  # what an ``except Exception`` deep in SymPy does to the first alarm
+                while True:
+                    pass
+            except _Timeout:
+                pass
+            while True:  # the rest of the block still has a limit
+                pass
+    assert time.monotonic() - start < 2
+
+
+def _stubborn_search():
+    with stage("accuracy regimes of df/dx"):
+        while True:  # swallows every alarm, and would run past any soft deadline
+            try:
+                3 ** (10**10)
+            except BaseException:  # noqa: BLE001, S110
+                pass
+
+
+def test_run_hard_kills_a_search_even_inside_a_worker():
+    start = time.monotonic()
+    with pytest.raises(BudgetExceeded, match="^accuracy regimes of df/dx ran out"):
+        budget.run_hard(_stubborn_search, seconds=0.5, stage_name="accuracy regimes of df/dx")
+    assert time.monotonic() - start < 5
+
+    def nested():  # the derivation's worker forks once more for each regime search
+        try:
+            budget.run_hard(_stubborn_search, seconds=0.5, stage_name="accuracy regimes of df/dx")
+        except BudgetExceeded:
+            return "kept its form"
+
+    result, spent = run_budgeted(nested, stage_name="derivation", seconds=20)
+    assert result == "kept its form" and spent < 5
+
+
+def test_derivation_keeps_the_form_where_a_regime_search_hangs(monkeypatch):
+    import actsym.derivation as dv
+
+    def hanging_improve(expr, *args, **kwargs):
+        _stubborn_search()
+
+    monkeypatch.setattr(dv, "improve", hanging_improve)
+    monkeypatch.setattr(dv, "REGIME_SECONDS", 0.2)
+    monkeypatch.setattr(dv, "REGIME_GRACE_SECONDS", 0.3)
+    start = time.monotonic()
+    d = derive(actsym.get("mish").spec)
+    assert time.monotonic() - start < 20 and d.regimes == {}
+    assert d.patched == derive(actsym.get("mish").spec, accurate=False).patched  # every function kept its form
+
+
 def test_budget_setting(monkeypatch):
     monkeypatch.delenv("ACTSYM_BUDGET", raising=False)
     assert budget.budget_seconds() == budget.DEFAULT_BUDGET == 30
