@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import random
+from dataclasses import dataclass
 
 import mpmath
 import numpy as np
@@ -32,11 +33,15 @@ def ulp(v: float, fmt: str) -> float:
 def sample_points(fmt: str, n: int, extra: list[float] = (), seed: int = 0) -> list[float]:
     """``n`` points log-uniform in magnitude over [smallest normal, largest finite], both signs, plus 0, a
     denser sample over [1e-3, 1e3] (where training lives), the ``extra`` points and their float neighbours
-    (all rounded to the format), sorted."""
+    (all rounded to the format), sorted. The edges of the format are always in: +-largest finite, half and
+    an eighth of it, its square root and the smallest normal (where x*6 or x*x overflows although f(x)
+    does not: random samples rarely land there)."""
     _, tiny, big = FLOAT_FORMATS[fmt]
     rng = random.Random(seed)
     lo, hi = math.log2(tiny), math.log2(big)
     pts = [0.0]
+    for edge in (big, big / 2, big / 8, math.sqrt(big), tiny):
+        pts += [edge, -edge]
     for _ in range(n):
         pts.append(rng.choice((1, -1)) * 2.0 ** rng.uniform(lo, hi))
     for _ in range(n // 2):
@@ -194,12 +199,68 @@ def _exact(fn, x0, pv):
     return prev
 
 
+@dataclass(frozen=True)
+class MulPlan:
+    """A product's floating-point operations, left to right:
+    ``(-1 if negate) * ((factors[0] [* coef if leading]) * factors[1] * ...) / (denominators[0] * ...)
+    [* coef if not leading]``. Numeric factors are folded into one float ``coef`` (None when +-1)."""
+
+    negate: bool
+    factors: tuple
+    coef: float | None
+    denominators: tuple
+    leading: bool  # the coefficient multiplies factors[0] at once (a bounded factor: see split_product)
+
+
+@dataclass(frozen=True)
+class AddPlan:
+    """``terms[0] (+|-) terms[1] ... (+|-) const``: (sign, term) pairs, positive terms first, the constant last
+    -- except when every term is negative: then ``const - terms[0] - ...`` (``const_first``)."""
+
+    terms: tuple
+    const: float | None
+
+    @property
+    def const_first(self) -> bool:
+        return self.const is not None and self.terms[0][0] < 0
+
+
+def mul_plan(e: sp.Mul) -> MulPlan:
+    """The order every printer and the regime scorer evaluate a product in (see :func:`split_product`)."""
+    coef, factors, dens = split_product(e)
+    value = float(coef.evalf(17))
+    negate = value == -1.0  # any other sign rides on the coefficient (negation is exact either way)
+    c = None if abs(value) == 1.0 else value
+    return MulPlan(negate, tuple(factors), c, tuple(dens), c is not None and leading_coefficient(coef, factors))
+
+
+def add_plan(e: sp.Add) -> AddPlan:
+    """The order every printer and the regime scorer evaluate a sum in."""
+    pos, neg = [], []
+    numeric = sp.Add(*[t for t in e.args if t.is_number])
+    const = float(numeric.evalf(17)) if numeric != 0 else None
+    for t in e.args:
+        if t.is_number:
+            continue
+        c, _ = t.as_coeff_Mul()
+        if c.is_negative:
+            neg.append(-t)
+        else:
+            pos.append(t)
+    terms = [(1, t) for t in compound_first(pos)] + [(-1, t) for t in compound_first(neg)]
+    return AddPlan(tuple(terms), const)
+
+
 def split_product(e: sp.Expr) -> tuple[sp.Expr, list, list]:
-    """The order of a product's floating-point operations, shared by the generated code
-    (:mod:`actsym.codegen.ir`) and the regime scorer (:mod:`actsym.regimes`), so that what is measured is
-    what runs: (numeric coefficient, factors, denominators); the factors are multiplied left to right,
-    compound ones before symbols, then divided by the product of the denominators, and the coefficient comes
-    last (``4*x*sigmoid(-x)`` at x = 1e308 is ``(sigmoid(-x)*x)*4`` = 0, not ``(4*x)*...`` = inf*0)."""
+    """The order of a product's floating-point operations, shared by both printers of the generated code
+    (:mod:`actsym.codegen.printer`, :mod:`actsym.codegen.ir`) and the regime scorer
+    (:mod:`actsym.regimes`), so that what is measured is what runs: (numeric coefficient, factors,
+    denominators). The factors are multiplied left to right, compound ones before symbols, then divided by
+    the product of the denominators, and the coefficient comes last (``4*x*sigmoid(-x)`` at x = 1e308 is
+    ``(sigmoid(-x)*x)*4`` = 0, not ``(4*x)*...`` = inf*0) -- except when a factor is *bounded* (a sigmoid,
+    a clamp to numbers, sums and products of such): then that factor goes first and takes the coefficient
+    at once (``x*Min(Max(x + 3, 0), 6)/6`` at x = 2e38 in float32 is ``(Min(...)/6)*x``, not
+    ``(Min(...)*x)/6`` = inf); see :func:`leading_coefficient`."""
     coef = sp.S.One
     factors, dens = [], []
     for f in e.args:
@@ -209,8 +270,114 @@ def split_product(e: sp.Expr) -> tuple[sp.Expr, list, list]:
             dens.append(f.base if f.exp == -1 else f.base ** (-f.exp))
         else:
             factors.append(f)
-    return coef, compound_first(factors), compound_first(dens)
+    factors = compound_first(factors)
+    if abs(coef) != 1:
+        first = next((i for i, f in enumerate(factors) if bounded(f)), None)
+        if first is not None:
+            factors.insert(0, factors.pop(first))
+    return coef, factors, compound_first(dens)
+
+
+def leading_coefficient(coef: sp.Expr, factors: list) -> bool:
+    """True when the coefficient of :func:`split_product` multiplies its first factor (a bounded one)
+    at once instead of coming last."""
+    return abs(coef) != 1 and bool(factors) and bounded(factors[0])
+
+
+#: Functions whose values are bounded for every argument (inf included): name -> (lowest, highest).
+_BOUNDED_FUNCTIONS = {"sigmoid": (0.0, 1.0), "ndtr": (0.0, 1.0), "tanh": (-1.0, 1.0), "erf": (-1.0, 1.0),
+                      "erfc": (0.0, 2.0), "sin": (-1.0, 1.0), "cos": (-1.0, 1.0), "sign": (-1.0, 1.0),
+                      "atan": (-math.pi / 2, math.pi / 2)}
+
+
+def bounded(e: sp.Expr) -> bool:
+    """|e| has a finite bound whatever x and the parameters are (a clamp to numbers, a sigmoid, their sums
+    and products). Conservative: False when unsure."""
+    lo, hi = _interval(e)
+    return math.isfinite(lo) and math.isfinite(hi)
+
+
+def _interval(e: sp.Expr) -> tuple[float, float]:
+    """Bounds of e's values by interval arithmetic over the node types above (x and the parameters are
+    unbounded); (-inf, inf) when unknown."""
+    unknown = (-math.inf, math.inf)
+    if e.is_number:
+        try:
+            v = complex(e.evalf(17))
+        except (TypeError, ValueError):
+            return unknown
+        return (v.real, v.real) if v.imag == 0 and math.isfinite(v.real) else unknown
+    if isinstance(e, sp.Function) and type(e).__name__ in _BOUNDED_FUNCTIONS:
+        return _BOUNDED_FUNCTIONS[type(e).__name__]
+    if isinstance(e, (sp.Min, sp.Max)):
+        parts = [_interval(a) for a in e.args]
+        pick = min if isinstance(e, sp.Min) else max
+        return (pick(p[0] for p in parts), pick(p[1] for p in parts))
+    if isinstance(e, sp.Piecewise):
+        parts = [_interval(v) for v, _ in e.args]
+        return (min(p[0] for p in parts), max(p[1] for p in parts))
+    if isinstance(e, sp.Abs):
+        lo, hi = _interval(e.args[0])
+        return (0.0 if lo <= 0 <= hi else min(abs(lo), abs(hi)), max(abs(lo), abs(hi)))
+    if isinstance(e, sp.exp) or (e.is_Pow and e.base == sp.E):
+        lo, hi = _interval(e.args[0] if isinstance(e, sp.exp) else e.exp)
+        return (_exp(lo), _exp(hi))
+    if e.is_Pow and e.exp.is_number:
+        return _power(_interval(e.base), e.exp)
+    if e.is_Add or e.is_Mul:
+        lo, hi = _interval(e.args[0])
+        for arg in e.args[1:]:
+            a_lo, a_hi = _interval(arg)
+            if e.is_Add:
+                lo, hi = lo + a_lo, hi + a_hi
+            else:  # 0 * inf counts as 0 at an end: [0, 1] * [1, inf] is [0, inf]
+                ends = [u * v if u and v else 0.0 for u in (lo, hi) for v in (a_lo, a_hi)]
+                lo, hi = min(ends), max(ends)
+            if math.isnan(lo) or math.isnan(hi):
+                return unknown
+        return (lo, hi)
+    return unknown
+
+
+def _exp(v: float) -> float:
+    return math.inf if v > 709 else math.exp(v)
+
+
+def _power(base: tuple[float, float], p: sp.Expr) -> tuple[float, float]:
+    """[lo, hi]**p for a numeric p (even integer powers of any base, other powers of a non-negative one)."""
+    unknown = (-math.inf, math.inf)
+    lo, hi = base
+    try:
+        q = float(p)
+    except (TypeError, ValueError):
+        return unknown
+    if p.is_integer and int(p) % 2 == 0 and lo < 0:  # even power of a signed base: of |base| from 0
+        lo, hi = (0.0 if hi >= 0 else -hi), max(-lo, hi)
+    if lo < 0:
+        return unknown
+    def pw(v: float) -> float:
+        if v == 0:
+            return 0.0 if q > 0 else math.inf
+        if math.isinf(v):
+            return math.inf if q > 0 else 0.0
+        try:
+            return v ** q
+        except OverflowError:
+            return math.inf
+    a, b = pw(lo), pw(hi)
+    return (min(a, b), max(a, b))
+
+
+class Temporary(sp.Symbol):
+    """A name code generation gives a shared subexpression (CSE): it stands for a compound value and is
+    ordered as one (:func:`compound_first`), so that naming a subexpression does not reorder the
+    floating-point operations the regime scorer measured."""
 
 
 def compound_first(items: list) -> list:
-    return [a for a in items if not a.is_Symbol] + [a for a in items if a.is_Symbol]
+    """Compound values (and temporaries naming them) before plain symbols (x, parameters), otherwise in
+    their order."""
+    def plain(a):
+        return a.is_Symbol and not isinstance(a, Temporary)
+
+    return [a for a in items if not plain(a)] + [a for a in items if plain(a)]

@@ -41,7 +41,7 @@ import scipy.special as _sps
 import sympy as sp
 
 from actsym.functions import expm1, log1p, logabs, sigmoid, softplus
-from actsym.numerics import exact_value, guarded_lambdify, split_product
+from actsym.numerics import add_plan, exact_value, guarded_lambdify, mul_plan
 
 #: A limit at infinity replaces a function only at |x| >= TAIL (and only beyond where it is lost).
 TAIL = 1e6
@@ -194,24 +194,35 @@ def evaluate(expr: sp.Basic, env: dict, dtype) -> np.ndarray:
             except (TypeError, ValueError, OverflowError):
                 return const(math.nan)
             return const(c.real if c.imag == 0 else math.nan)
-        if e.is_Add:
-            out = ev(e.args[0])
-            for a in e.args[1:]:
-                out = out + ev(a)
-            return out
-        if e.is_Mul:  # in the generated code's order (actsym.numerics.split_product): the coefficient last
-            coef, num, den = split_product(e)
+        if e.is_Add:  # in the generated code's order (actsym.numerics.add_plan)
+            plan = add_plan(e)
+            (sign, first), *rest = plan.terms
+            c = plan.const
+            if plan.const_first:
+                out = const(c) - ev(first)
+                c = None
+            else:
+                out = ev(first) if sign > 0 else -ev(first)
+            for sign, t in rest:
+                out = out + ev(t) if sign > 0 else out - ev(t)
+            return out if c is None else out + const(c)
+        if e.is_Mul:  # in the generated code's order (actsym.numerics.mul_plan)
+            plan = mul_plan(e)
             out = None
-            for a in num:
+            for i, a in enumerate(plan.factors):
                 out = ev(a) if out is None else out * ev(a)
-            if den:
-                d = ev(den[0])
-                for a in den[1:]:
+                if i == 0 and plan.leading:
+                    out = out * const(plan.coef)
+            if plan.denominators:
+                d = ev(plan.denominators[0])
+                for a in plan.denominators[1:]:
                     d = d * ev(a)
                 out = const(1) / d if out is None else out / d
-            if coef != 1 or out is None:
-                out = ev(coef) if out is None else out * ev(coef)
-            return out
+            if plan.coef is not None and not plan.leading:
+                out = const(plan.coef) if out is None else out * const(plan.coef)
+            if out is None:
+                out = const(1)
+            return -out if plan.negate else out
         if e.is_Pow:
             b, p = e.args
             if b == sp.E:

@@ -34,7 +34,7 @@ def gelu_value(x):
 
 def gelu_grad_x(grad, x):
     """grad * df/dx."""
-    return (torch.exp(torch.square(x) * -0.5) * x * 0.3989422804014327 + torch.erfc(x * -0.7071067811865476) * 0.5) * grad
+    return (torch.exp(torch.square(x) * -0.5) * 0.3989422804014327 * x + torch.erfc(x * -0.7071067811865476) * 0.5) * grad
 
 
 # ---------------------------------------- in place: the same operations, run while autograd is not recording
@@ -48,7 +48,7 @@ def gelu_value_nograd(x):
 
 def gelu_grad_x_nograd(grad, x):
     """Same result as gelu_grad_x, computed in place on buffers it allocates; not differentiable."""
-    out = torch.square(x).mul_(-0.5).exp_().mul_(x).mul_(0.3989422804014327)
+    out = torch.square(x).mul_(-0.5).exp_().mul_(0.3989422804014327).mul_(x)
     b0 = (x * -0.7071067811865476).erfc_().mul_(0.5)
     return out.add_(b0).mul_(grad)
 

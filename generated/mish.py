@@ -41,7 +41,7 @@ def mish_value(x):
 def mish_grad_x(grad, x):
     """grad * df/dx."""
     t0 = torch.nn.functional.softplus(x, threshold=40.0)
-    return (torch.sigmoid(x) * torch.sigmoid(t0 * -2) * torch.sigmoid(t0 * 2) * x * 4 + torch.tanh(t0)) * grad
+    return (torch.sigmoid(x) * 4 * torch.sigmoid(t0 * -2) * torch.sigmoid(t0 * 2) * x + torch.tanh(t0)) * grad
 
 
 # ---------------------------------------- in place: the same operations, run while autograd is not recording
@@ -58,11 +58,11 @@ def mish_grad_x_nograd(grad, x):
     if x.dtype == torch.float32:
         return torch.ops.aten.mish_backward(grad, x)
     t0 = torch.nn.functional.softplus(x, threshold=40.0)
-    out = torch.sigmoid(x)
+    out = torch.sigmoid(x).mul_(4)
     b0 = (t0 * -2).sigmoid_()
     out.mul_(b0)
     b1 = torch.mul(t0, 2, out=b0).sigmoid_()
-    out.mul_(b1).mul_(x).mul_(4)
+    out.mul_(b1).mul_(x)
     b2 = t0.tanh_()
     return out.add_(b2).mul_(grad)
 

@@ -40,7 +40,7 @@ def tanh_value(x):
 
 def tanh_grad_x(grad, x):
     """grad * df/dx."""
-    return torch.sigmoid(x * -2) * torch.sigmoid(x * 2) * grad * 4
+    return torch.sigmoid(x * -2) * 4 * torch.sigmoid(x * 2) * grad
 
 
 # ---------------------------------------- in place: the same operations, run while autograd is not recording
@@ -54,9 +54,9 @@ def tanh_value_nograd(x):
 
 def tanh_grad_x_nograd(grad, x):
     """Same result as tanh_grad_x, computed in place on buffers it allocates; not differentiable."""
-    out = (x * -2).sigmoid_()
+    out = (x * -2).sigmoid_().mul_(4)
     b0 = (x * 2).sigmoid_()
-    return out.mul_(b0).mul_(grad).mul_(4)
+    return out.mul_(b0).mul_(grad)
 
 
 class TanhFunction(torch.autograd.Function):

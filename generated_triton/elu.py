@@ -96,7 +96,7 @@ def elu_fwd_kernel(x_ptr, p_alpha_ptr, y_ptr, M, K, C, INNER, NK, PC_p_alpha: tl
     m0 = (x > 0)
     xs0 = tl.maximum(x, 0, propagate_nan=tl.PropagateNan.ALL)
     xs1 = tl.minimum(x, 0, propagate_nan=tl.PropagateNan.ALL)
-    y = tl.where(m0, xs0, p_alpha*_expm1(xs1))
+    y = tl.where(m0, xs0, _expm1(xs1)*p_alpha)
     tl.store(y_ptr + _offs, y.to(y_ptr.dtype.element_ty), mask=_valid)
 
 
@@ -115,10 +115,10 @@ def elu_bwd_kernel(grad_ptr, x_ptr, p_alpha_ptr, gx_ptr, g_p_alpha_ptr, M, K, C,
         m0 = (x > 0)
         xs0 = tl.minimum(x, 0, propagate_nan=tl.PropagateNan.ALL)
         if NEED_X:
-            gx = grad*tl.where(m0, tl.full((), 1, COMPUTE), p_alpha*tl.exp(xs0))
+            gx = tl.where(m0, tl.full((), 1, COMPUTE), tl.exp(xs0)*p_alpha)*grad
             tl.store(gx_ptr + _offs, gx.to(gx_ptr.dtype.element_ty), mask=_valid)
         if NEED_p_alpha:
-            acc_p_alpha += tl.where(_valid, grad*tl.where(m0, tl.full((), 0, COMPUTE), _expm1(xs0)), 0.0)
+            acc_p_alpha += tl.where(_valid, tl.where(m0, tl.full((), 0, COMPUTE), _expm1(xs0))*grad, 0.0)
     if NEED_p_alpha:
         _store_partial(g_p_alpha_ptr, acc_p_alpha, _pid, NK, M, K, AXIS, BM, BK, INDEX64)
 

@@ -110,7 +110,7 @@ def exp2_bwd_kernel(grad_ptr, x_ptr, gx_ptr, M, K, C, INNER, NK, NEED_X: tl.cons
         xs0 = tl.maximum(x, 0, propagate_nan=tl.PropagateNan.ALL)
         xs1 = tl.minimum(x, 0, propagate_nan=tl.PropagateNan.ALL)
         if NEED_X:
-            gx = grad*tl.where(m0, (xs0 + 1)*tl.exp(-xs0) - _expm1(-xs0), tl.exp(xs1))
+            gx = tl.where(m0, (xs0 + 1)*tl.exp(-xs0) - _expm1(-xs0), tl.exp(xs1))*grad
             tl.store(gx_ptr + _offs, gx.to(gx_ptr.dtype.element_ty), mask=_valid)
 
 

@@ -118,10 +118,10 @@ def exponential_bwd_kernel(grad_ptr, x_ptr, p_a_ptr, gx_ptr, g_p_a_ptr, M, K, C,
         t1 = tl.exp(p_a)
         t3 = t1 - xs1
         if NEED_X:
-            gx = grad*tl.where(m0, tl.full((), 1, COMPUTE), t0/((-t1 + xs0)*(-t1 + xs0)))
+            gx = tl.where(m0, tl.full((), 1, COMPUTE), t0/((xs0 - t1)*(xs0 - t1)))*grad
             tl.store(gx_ptr + _offs, gx.to(gx_ptr.dtype.element_ty), mask=_valid)
         if NEED_p_a:
-            acc_p_a += tl.where(_valid, grad*tl.where(m2, -t0*xs1/(t3*t3) + t1*xs1/t3, tl.where(m3, tl.full((), 0, COMPUTE), -t1*(xs2*xs2)/((-t1 + xs2)*(-t1 + xs2)))), 0.0)
+            acc_p_a += tl.where(_valid, tl.where(m2, t1*xs1/t3 - t0*xs1/(t3*t3), tl.where(m3, tl.full((), 0, COMPUTE), -(xs2*xs2)*t1/((xs2 - t1)*(xs2 - t1))))*grad, 0.0)
     if NEED_p_a:
         _store_partial(g_p_a_ptr, acc_p_a, _pid, NK, M, K, AXIS, BM, BK, INDEX64)
 

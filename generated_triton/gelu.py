@@ -87,7 +87,7 @@ def gelu_fwd_kernel(x_ptr, y_ptr, M, K, C, INNER, NK, AXIS: tl.constexpr,
     """y = f(x) on one (BM, BK) tile."""
     _offs, _valid, _ch = _tile(tl.program_id(0), 0, NK, M, K, C, INNER, AXIS, 1, BM, BK, INDEX64)
     x = tl.load(x_ptr + _offs, mask=_valid, other=0.0).to(COMPUTE)
-    y = x*_ndtr(x)
+    y = _ndtr(x)*x
     tl.store(y_ptr + _offs, y.to(y_ptr.dtype.element_ty), mask=_valid)
 
 
@@ -102,7 +102,7 @@ def gelu_bwd_kernel(grad_ptr, x_ptr, gx_ptr, M, K, C, INNER, NK, NEED_X: tl.cons
         x = tl.load(x_ptr + _offs, mask=_valid, other=0.0).to(COMPUTE)
         grad = tl.load(grad_ptr + _offs, mask=_valid, other=0.0).to(COMPUTE)
         if NEED_X:
-            gx = grad*(x*tl.exp(-(x*x)*0.5)*0.3989422804014327 + _ndtr(x))
+            gx = (tl.exp((x*x)*-0.5)*0.3989422804014327*x + _ndtr(x))*grad
             tl.store(gx_ptr + _offs, gx.to(gx_ptr.dtype.element_ty), mask=_valid)
 
 

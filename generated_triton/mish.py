@@ -112,7 +112,7 @@ def mish_fwd_kernel(x_ptr, y_ptr, M, K, C, INNER, NK, AXIS: tl.constexpr,
     """y = f(x) on one (BM, BK) tile."""
     _offs, _valid, _ch = _tile(tl.program_id(0), 0, NK, M, K, C, INNER, AXIS, 1, BM, BK, INDEX64)
     x = tl.load(x_ptr + _offs, mask=_valid, other=0.0).to(COMPUTE)
-    y = x*_tanh(_softplus(x))
+    y = _tanh(_softplus(x))*x
     tl.store(y_ptr + _offs, y.to(y_ptr.dtype.element_ty), mask=_valid)
 
 
@@ -128,7 +128,7 @@ def mish_bwd_kernel(grad_ptr, x_ptr, gx_ptr, M, K, C, INNER, NK, NEED_X: tl.cons
         grad = tl.load(grad_ptr + _offs, mask=_valid, other=0.0).to(COMPUTE)
         t0 = _softplus(x)
         if NEED_X:
-            gx = grad*(x*tl.sigmoid(-t0*2)*tl.sigmoid(t0*2)*tl.sigmoid(x)*4 + _tanh(t0))
+            gx = (tl.sigmoid(x)*4*tl.sigmoid(t0*-2)*tl.sigmoid(t0*2)*x + _tanh(t0))*grad
             tl.store(gx_ptr + _offs, gx.to(gx_ptr.dtype.element_ty), mask=_valid)
 
 

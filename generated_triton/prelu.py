@@ -106,10 +106,10 @@ def prelu_bwd_kernel(grad_ptr, x_ptr, p_a_ptr, gx_ptr, g_p_a_ptr, M, K, C, INNER
         m0 = (x > 0)
         xs0 = tl.minimum(x, 0, propagate_nan=tl.PropagateNan.ALL)
         if NEED_X:
-            gx = grad*tl.where(m0, tl.full((), 1, COMPUTE), p_a)
+            gx = tl.where(m0, tl.full((), 1, COMPUTE), p_a)*grad
             tl.store(gx_ptr + _offs, gx.to(gx_ptr.dtype.element_ty), mask=_valid)
         if NEED_p_a:
-            acc_p_a += tl.where(_valid, grad*tl.where(m0, tl.full((), 0, COMPUTE), xs0), 0.0)
+            acc_p_a += tl.where(_valid, tl.where(m0, tl.full((), 0, COMPUTE), xs0)*grad, 0.0)
     if NEED_p_a:
         _store_partial(g_p_a_ptr, acc_p_a, _pid, NK, M, K, AXIS, BM, BK, INDEX64)
 

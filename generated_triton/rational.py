@@ -114,10 +114,10 @@ def rational_bwd_kernel(grad_ptr, x_ptr, p_a_ptr, gx_ptr, g_p_a_ptr, M, K, C, IN
         xs2 = tl.where(m4, x, tl.full((), -5e+18, COMPUTE))
         t0 = p_a - xs1
         if NEED_X:
-            gx = grad*tl.where(m0, tl.full((), 1, COMPUTE), (p_a*p_a)/((p_a - xs0)*(p_a - xs0)))
+            gx = tl.where(m0, tl.full((), 1, COMPUTE), (p_a*p_a)/((p_a - xs0)*(p_a - xs0)))*grad
             tl.store(gx_ptr + _offs, gx.to(gx_ptr.dtype.element_ty), mask=_valid)
         if NEED_p_a:
-            acc_p_a += tl.where(_valid, grad*tl.where(m2, -p_a*xs1/(t0*t0) + xs1/t0, tl.where(m3, tl.full((), 0, COMPUTE), -(xs2*xs2)/((p_a - xs2)*(p_a - xs2)))), 0.0)
+            acc_p_a += tl.where(_valid, tl.where(m2, xs1/t0 - p_a*xs1/(t0*t0), tl.where(m3, tl.full((), 0, COMPUTE), -(xs2*xs2)/((p_a - xs2)*(p_a - xs2))))*grad, 0.0)
     if NEED_p_a:
         _store_partial(g_p_a_ptr, acc_p_a, _pid, NK, M, K, AXIS, BM, BK, INDEX64)
 

@@ -99,7 +99,7 @@ def relu_bwd_kernel(grad_ptr, x_ptr, gx_ptr, M, K, C, INNER, NK, NEED_X: tl.cons
         grad = tl.load(grad_ptr + _offs, mask=_valid, other=0.0).to(COMPUTE)
         m0 = (x <= 0)
         if NEED_X:
-            gx = grad*tl.where(m0, tl.full((), 0, COMPUTE), tl.full((), 1, COMPUTE))
+            gx = tl.where(m0, tl.full((), 0, COMPUTE), tl.full((), 1, COMPUTE))*grad
             tl.store(gx_ptr + _offs, gx.to(gx_ptr.dtype.element_ty), mask=_valid)
 
 

@@ -96,7 +96,7 @@ def sin_bwd_kernel(grad_ptr, x_ptr, gx_ptr, M, K, C, INNER, NK, NEED_X: tl.const
         x = tl.load(x_ptr + _offs, mask=_valid, other=0.0).to(COMPUTE)
         grad = tl.load(grad_ptr + _offs, mask=_valid, other=0.0).to(COMPUTE)
         if NEED_X:
-            gx = grad*tl.cos(x)
+            gx = tl.cos(x)*grad
             tl.store(gx_ptr + _offs, gx.to(gx_ptr.dtype.element_ty), mask=_valid)
 
 

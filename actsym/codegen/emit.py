@@ -22,6 +22,7 @@ import sympy as sp
 
 from actsym.codegen.ir import UNARY, UNARY_KWARGS, Builder, Graph, Instr, last_uses, select_blends
 from actsym.codegen.printer import num
+from actsym.numerics import Temporary
 
 #: names a generated function body may read besides its own locals
 GLOBALS_USED = ("torch", "math")
@@ -83,8 +84,8 @@ def kernel_from_program(prog, inputs: list[tuple[sp.Symbol, str, str]]) -> Kerne
     hints: dict[int, str] = {}
     for name, expr in prog.assignments:
         vid = build(expr)
-        for a in ({}, {"real": True}):
-            env[sp.Symbol(name, **a)] = vid
+        for sym in (sp.Symbol(name), sp.Symbol(name, real=True), Temporary(name)):
+            env[sym] = vid
         if g.instrs[vid].op not in ("input", "const"):
             hints.setdefault(vid, name.rstrip("0123456789") or "t")
     outputs = [build(e) for _, e in prog.outputs]

@@ -33,7 +33,7 @@ import sympy as sp
 
 from actsym.codegen.printer import TORCH_FUNCTIONS, Clamp, Select, UnsupportedNode, Where
 from actsym.functions import StableFunction, logabs, ndtr
-from actsym.numerics import compound_first, split_product
+from actsym.numerics import add_plan, mul_plan
 
 FLOAT_KINDS = ("const", "param", "full")
 MASK_KINDS = ("pmask", "mask")
@@ -393,17 +393,10 @@ class Builder:
 
     def _add(self, e: sp.Add) -> int:
         g = self.g
-        const = sp.Add(*[t for t in e.args if t.is_number])
-        pos, neg = [], []
-        for t in e.args:
-            if t.is_number:
-                continue
-            c, _ = t.as_coeff_Mul()
-            (neg if c.is_negative else pos).append(t)
-        terms = [(1, t) for t in compound_first(pos)] + [(-1, -t) for t in compound_first(neg)]
-        c = number(const) if const != 0 else None
-        (sign, first), *rest = terms
-        if sign < 0 and c is not None:  # every term negative: c - t0 - t1 ...
+        plan = add_plan(e)  # the order every printer and the regime scorer use (actsym.numerics)
+        c = plan.const
+        (sign, first), *rest = plan.terms
+        if plan.const_first:  # every term negative: c - t0 - t1 ...
             v = g.op("sub", g.const(c), self(first))
             c = None
         else:
@@ -416,27 +409,27 @@ class Builder:
 
     def _mul(self, e: sp.Mul) -> int:
         g = self.g
-        coef, factors, dens = split_product(e)  # the order the regime scorer measured (actsym.numerics)
-        c = number(coef)
-        negate = c == -1.0
-        scale = None if abs(c) == 1.0 else c
+        plan = mul_plan(e)  # the order every printer and the regime scorer use (actsym.numerics)
         v = None
-        for f in factors:
+        for i, f in enumerate(plan.factors):
             w = self(f)
             v = w if v is None else g.op("mul", v, w)
-        if dens:
+            if i == 0 and plan.leading:  # a bounded first factor takes the coefficient at once
+                v = g.op("mul", v, g.const(plan.coef))
+        if plan.denominators:
             d = None
-            for f in dens:
+            for f in plan.denominators:
                 w = self(f)
                 d = w if d is None else g.op("mul", d, w)
             # as torch's c/t: reciprocal, then the coefficient; a/d before the coefficient (a tiny a times
             # 1/24 underflows where a/d does not)
             v = g.op("reciprocal", d) if v is None else g.op("div", v, d)
-        if scale is not None and v is not None:
-            v = g.op("mul", v, g.const(scale))
+        if plan.coef is not None and not plan.leading and v is not None:
+            v = g.op("mul", v, g.const(plan.coef))
         if v is None:
-            v = g.const(c)
-        return g.op("neg", v) if negate else v
+            v = g.const(-1.0 if plan.negate else 1.0 if plan.coef is None else plan.coef)
+            return v
+        return g.op("neg", v) if plan.negate else v
 
     def _pow(self, e: sp.Pow) -> int:
         g = self.g

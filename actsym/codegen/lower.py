@@ -20,9 +20,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import sympy as sp
+from sympy.simplify.cse_main import tree_cse
 
 from actsym.codegen.printer import Clamp, Select, Where, torch_code
 from actsym.derive import branches, effective_regions, safe_point
+from actsym.numerics import Temporary
 
 
 @dataclass
@@ -137,7 +139,10 @@ def lower(
 
     names = [n for n, _ in lowered]
     exprs = [_absorb_signs(e if scale is None else scale * e) for _, e in lowered]
-    reps, reduced = sp.cse(exprs, symbols=(sp.Symbol(n) for n in fresh("t")), order="canonical")
+    # Whole subexpressions only (no common sub-products or partial sums, which sp.cse's opt_cse would
+    # extract: 4*b*x taken out of 4*b*x*exp(-2*b*x) reorders the product the regime scorer measured, and
+    # (4*b*x)*exp(...) is inf*0 where (exp(...)*b*x)*4 is 0); temporaries order as compound values.
+    reps, reduced = tree_cse(exprs, (Temporary(n) for n in fresh("t")), opt_subs={}, order="canonical")
     reps, reduced = _inline_cheap(reps, reduced)
     prog.assignments += [(s.name, e) for s, e in reps]
     prog.outputs = list(zip(names, reduced))
@@ -285,12 +290,12 @@ def _inline_cheap(reps, reduced):
 
 def _drop_unused(prog: Program) -> None:
     """Remove assignments (masks, safe inputs, temporaries) that no output needs."""
-    needed = set().union(*(e.free_symbols for _, e in prog.outputs)) if prog.outputs else set()
+    needed = {s.name for _, e in prog.outputs for s in e.free_symbols}
     kept = []
     for name, e in reversed(prog.assignments):
-        if sp.Symbol(name) in needed or sp.Symbol(name, real=True) in needed:
+        if name in needed:
             kept.append((name, e))
-            needed |= e.free_symbols
+            needed |= {s.name for s in e.free_symbols}
     prog.assignments = kept[::-1]
 
 

@@ -7,13 +7,11 @@ float literals, the stable primitives as their fused torch ops, and the masked s
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import sympy as sp
 from sympy.printing.str import StrPrinter
 
 from actsym.functions import StableFunction, logabs, ndtr
-from actsym.numerics import compound_first
+from actsym.numerics import AddPlan, MulPlan, add_plan, mul_plan  # noqa: F401 - re-exported
 
 
 class Where(sp.Function):
@@ -39,72 +37,13 @@ class UnsupportedNode(TypeError):
     pass
 
 
-# ------------------------------------------------------------------------------------------------------
-# Evaluation plans for sums and products, shared by every printer of a backend so that the out-of-place
-# and the in-place code perform the same floating-point operations in the same order (bit-identical).
-# ------------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class MulPlan:
-    """``(-1 if negate) * (factors[0] * factors[1] * ... * coef) / (denominators[0] * ...)``, left to right.
-
-    Numeric factors are folded into one float ``coef`` (None when 1); compound factors come first, then the
-    plain symbols, so an in-place evaluation can grow one buffer from the first factor."""
-
-    negate: bool
-    factors: tuple
-    coef: float | None
-    denominators: tuple
-
-
-@dataclass(frozen=True)
-class AddPlan:
-    """``terms[0] (+|-) terms[1] ... (+|-) const``: (sign, term) pairs, positive terms first, the constant last
-    -- except when every term is negative: then ``const - terms[0] - ...`` (``const_first``)."""
-
-    terms: tuple
-    const: float | None
-
-    @property
-    def const_first(self) -> bool:
-        return self.const is not None and self.terms[0][0] < 0
-
+# Sums and products are evaluated as actsym.numerics.add_plan / mul_plan say, in every printer and in the
+# regime scorer: the out-of-place and the in-place code perform the same floating-point operations in the
+# same order (bit-identical), and that order is the one whose accuracy was measured.
 
 def num(v: float) -> str:
     """A float literal; integral values print as integers (``x*2``, ``t0 - 1``)."""
     return str(int(v)) if float(v).is_integer() and abs(v) < 2**53 else repr(float(v))
-
-
-def mul_plan(e: sp.Mul) -> MulPlan:
-    coef = sp.S.One
-    factors, dens = [], []
-    for f in e.args:
-        if f.is_number:
-            coef *= f
-        elif f.is_Pow and f.exp.is_Integer and f.exp < 0:
-            dens.append(f.base if f.exp == -1 else f.base ** (-f.exp))
-        else:
-            factors.append(f)
-    value = float(coef.evalf(17))
-    negate = value == -1.0  # any other sign rides on the coefficient (negation is exact either way)
-    return MulPlan(negate, tuple(compound_first(factors)), None if abs(value) == 1.0 else value, tuple(dens))
-
-
-def add_plan(e: sp.Add) -> AddPlan:
-    pos, neg = [], []
-    numeric = sp.Add(*[t for t in e.args if t.is_number])
-    const = float(numeric.evalf(17)) if numeric != 0 else None
-    for t in e.args:
-        if t.is_number:
-            continue
-        c, _ = t.as_coeff_Mul()
-        if c.is_negative:
-            neg.append(-t)
-        else:
-            pos.append(t)
-    terms = [(1, t) for t in compound_first(pos)] + [(-1, t) for t in compound_first(neg)]
-    return AddPlan(tuple(terms), const)
 
 
 TORCH_FUNCTIONS = {
@@ -197,13 +136,17 @@ class TorchPrinter(LogicPrinting, StrPrinter):
         return f"({code})" if f.is_Add or (f.is_Pow and f.exp == 3 and f.base.is_Symbol) else code
 
     def _print_Mul(self, e):
-        plan = mul_plan(e)
+        plan = mul_plan(e)  # the order the regime scorer measured (actsym.numerics.split_product)
         dens = [self._factor(d) for d in plan.denominators]
         if plan.factors:
-            code = "*".join(self._factor(f) for f in plan.factors)
-            code += f"*{num(plan.coef)}" if plan.coef is not None else ""
+            parts = [self._factor(f) for f in plan.factors]
+            if plan.leading:
+                parts.insert(1, num(plan.coef))
+            code = "*".join(parts)
             if dens:
                 code += "/" + (dens[0] if len(dens) == 1 else f"({'*'.join(dens)})")
+            if plan.coef is not None and not plan.leading:
+                code += f"*{num(plan.coef)}"
         else:  # only a coefficient over denominators: reciprocal, then the coefficient (as torch's 2/x does)
             code = f"torch.reciprocal({'*'.join(dens)})" + (f"*{num(plan.coef)}" if plan.coef is not None else "")
         return f"-{code}" if plan.negate else code

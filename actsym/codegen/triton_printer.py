@@ -18,6 +18,7 @@ from sympy.printing.precedence import PRECEDENCE
 from sympy.printing.str import StrPrinter
 
 from actsym.codegen.printer import Clamp, LogicPrinting, Select, UnsupportedNode, Where
+from actsym.numerics import add_plan, mul_plan
 
 #: Largest integer power printed as a product (``x*x*...*x``); larger ones are unsupported.
 MAX_INT_POWER = 16
@@ -216,24 +217,37 @@ class TritonPrinter(LogicPrinting, StrPrinter):
         return f"({code})"
 
     def _print_Mul(self, e):
-        coef, num_factors, den_factors = sp.S.One, [], []
-        for f in e.as_ordered_factors():
-            if f.is_number:
-                coef *= f
-            elif f.is_Pow and f.exp.is_Integer and f.exp < 0:
-                den_factors.append(sp.Pow(f.base, -f.exp))
-            else:
-                num_factors.append(f)
-        c = float(coef.evalf(17))
-        sign, c = ("-" if c < 0 else ""), abs(c)
-        parts = [self._wrap(f, self._print(f)) for f in num_factors]
-        if c != 1.0 or not parts:
-            parts.append(num(c))
-        code = "*".join(parts)
-        if den_factors:
-            dens = [self._wrap(d, self._print(d)) for d in den_factors]
-            code += "/" + (dens[0] if len(dens) == 1 else "(" + "*".join(dens) + ")")
-        return sign + code
+        plan = mul_plan(e)  # the order every printer and the regime scorer use (actsym.numerics)
+        parts = [self._wrap(f, self._print(f)) for f in plan.factors]
+        coef = None if plan.coef is None else num(plan.coef)
+        if plan.leading:
+            parts.insert(1, coef)
+        code = "*".join(parts) if parts else ""
+        if plan.denominators:
+            dens = [self._wrap(d, self._print(d)) for d in plan.denominators]
+            den = dens[0] if len(dens) == 1 else "(" + "*".join(dens) + ")"
+            code = f"{code}/{den}" if code else f"1.0/{den}"
+        if coef is not None and not plan.leading:
+            code = f"{code}*{coef}" if code else coef
+        return f"-{code}" if plan.negate else (code or "1.0")
+
+    def _print_Add(self, e, order=None):
+        plan = add_plan(e)  # the order every printer and the regime scorer use (actsym.numerics)
+
+        def term(t):
+            code = self._print(t)
+            return f"({code})" if code.startswith("-") else code
+
+        (sign, first), *rest = plan.terms
+        if plan.const_first:
+            code = f"{num(plan.const)} - {term(first)}"
+        else:
+            code = ("-" if sign < 0 else "") + term(first)
+        for sign, t in rest:
+            code += (" - " if sign < 0 else " + ") + term(t)
+        if plan.const is not None and not plan.const_first:
+            code += f" - {num(-plan.const)}" if plan.const < 0 else f" + {num(plan.const)}"
+        return code
 
     def _print_Pow(self, e, rational=False):
         base, exp = e.args
