@@ -41,6 +41,14 @@ class UnsupportedNode(TypeError):
 # regime scorer: the out-of-place and the in-place code perform the same floating-point operations in the
 # same order (bit-identical), and that order is the one whose accuracy was measured.
 
+def _plan(make, e):
+    """``make(e)`` (a sum's or product's evaluation plan); a non-real constant is unsupported."""
+    try:
+        return make(e)
+    except TypeError:
+        raise UnsupportedNode(f"non-real constant in {e}") from None
+
+
 def num(v: float) -> str:
     """A float literal; integral values print as integers (``x*2``, ``t0 - 1``)."""
     return str(int(v)) if float(v).is_integer() and abs(v) < 2**53 else repr(float(v))
@@ -136,7 +144,7 @@ class TorchPrinter(LogicPrinting, StrPrinter):
         return f"({code})" if f.is_Add or (f.is_Pow and f.exp == 3 and f.base.is_Symbol) else code
 
     def _print_Mul(self, e):
-        plan = mul_plan(e)  # the order the regime scorer measured (actsym.numerics.split_product)
+        plan = _plan(mul_plan, e)  # the order the regime scorer measured (actsym.numerics.split_product)
         dens = [self._factor(d) for d in plan.denominators]
         if plan.factors:
             parts = [self._factor(f) for f in plan.factors]
@@ -152,7 +160,7 @@ class TorchPrinter(LogicPrinting, StrPrinter):
         return f"-{code}" if plan.negate else code
 
     def _print_Add(self, e, order=None):
-        plan = add_plan(e)
+        plan = _plan(add_plan, e)
         (sign, first), *rest = plan.terms
         if plan.const_first:
             code = f"{num(plan.const)} - {self._print(first)}"

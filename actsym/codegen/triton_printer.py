@@ -146,6 +146,14 @@ UNSUPPORTED_REASONS = {
 }
 
 
+def _plan(make, e):
+    """``make(e)`` (a sum's or product's evaluation plan); a non-real constant is unsupported."""
+    try:
+        return make(e)
+    except TypeError:
+        raise UnsupportedNode(f"non-real constant in {e}") from None
+
+
 def num(v) -> str:
     """A literal: integral values as integers (``x*2``), others as the shortest round-trip float repr."""
     f = float(v)
@@ -217,7 +225,7 @@ class TritonPrinter(LogicPrinting, StrPrinter):
         return f"({code})"
 
     def _print_Mul(self, e):
-        plan = mul_plan(e)  # the order every printer and the regime scorer use (actsym.numerics)
+        plan = _plan(mul_plan, e)  # the order every printer and the regime scorer use (actsym.numerics)
         parts = [self._wrap(f, self._print(f)) for f in plan.factors]
         coef = None if plan.coef is None else num(plan.coef)
         if plan.leading:
@@ -232,7 +240,7 @@ class TritonPrinter(LogicPrinting, StrPrinter):
         return f"-{code}" if plan.negate else (code or "1.0")
 
     def _print_Add(self, e, order=None):
-        plan = add_plan(e)  # the order every printer and the regime scorer use (actsym.numerics)
+        plan = _plan(add_plan, e)  # the order every printer and the regime scorer use (actsym.numerics)
 
         def term(t):
             code = self._print(t)
